@@ -1,0 +1,41 @@
+# Spillway — `make run` starts the service, `make test` runs every check. Both set themselves up.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-stamp
+
+.DEFAULT_GOAL := help
+
+help: ## Show the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+install: $(STAMP) ## Create .venv and install Spillway with its dev tools
+
+system-deps: ## Install the test servers' system packages (PostgreSQL, gnupg) when missing
+	@scripts/system-deps.sh
+
+run: $(STAMP) ## Start Spillway on 127.0.0.1:8080 (SQLite in ./.spillway)
+	$(BIN)/spillway serve --host 127.0.0.1 --port 8080
+
+lint: $(STAMP) ## ruff and mypy
+	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/ruff format --check src tests benchmarks
+	$(BIN)/mypy
+
+test: $(STAMP) system-deps lint ## Lint, then run the whole test suite against real servers
+	$(BIN)/pytest
+
+bench: $(STAMP) ## Run the benchmarks and print their figures
+	$(BIN)/python benchmarks/ingest.py
+
+clean: ## Remove the virtualenv and caches (not your data)
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
+
+.PHONY: help install system-deps run lint test bench clean

@@ -1,0 +1,1 @@
+"""The HTTP API: FastAPI app factory and one router per resource."""

@@ -1,0 +1,50 @@
+"""Shared request dependencies: the service context and authentication."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Annotated
+
+from fastapi import Depends, Request
+from sqlalchemy.engine import Engine
+
+from spillway.ingest import Limits
+from spillway.keys import Principal, Scope, authenticate, require
+from spillway.secrets import SecretBox
+from spillway.settings import Settings
+
+
+@dataclass(frozen=True, slots=True)
+class Context:
+    """What every request handler may need, built once per app."""
+
+    settings: Settings
+    engine: Engine
+    box: SecretBox
+    limits: Limits
+
+
+def get_context(request: Request) -> Context:
+    """The app's context."""
+    context: Context = request.app.state.context
+    return context
+
+
+ContextDep = Annotated[Context, Depends(get_context)]
+
+
+def _principal(request: Request, context: ContextDep) -> Principal:
+    return authenticate(context.engine, request.headers.get("authorization"))
+
+
+def _needs(scope: Scope) -> object:
+    def dependency(principal: Annotated[Principal, Depends(_principal)]) -> Principal:
+        require(principal, scope)
+        return principal
+
+    return Depends(dependency)
+
+
+ReadKey = Annotated[Principal, _needs(Scope.READ)]
+WriteKey = Annotated[Principal, _needs(Scope.WRITE)]
+AdminKey = Annotated[Principal, _needs(Scope.ADMIN)]

@@ -1,0 +1,78 @@
+"""Endpoint profiles: ``PUT|GET|DELETE /api/v1/endpoints/{id}`` and batch ``PUT``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Query
+from starlette.concurrency import run_in_threadpool
+
+from spillway import endpoints as domain
+from spillway.api.deps import ContextDep, ReadKey, WriteKey
+from spillway.api.responses import JSON
+from spillway.errors import InputError, NotFound
+from spillway.store import endpoints as q
+
+router = APIRouter(prefix="/api/v1/endpoints", tags=["endpoints"])
+
+
+@router.put("/{endpoint_id}", response_class=JSON)
+async def put_endpoint(
+    endpoint_id: str, body: domain.EndpointIn, context: ContextDep, principal: WriteKey
+) -> dict[str, Any]:
+    """Create or update one endpoint; attribute maps merge with what is stored."""
+    records = await run_in_threadpool(
+        domain.upsert, context.engine, principal.project_id, [(endpoint_id, body)]
+    )
+    return domain.public(records[0])
+
+
+@router.put("", response_class=JSON)
+async def put_endpoints(
+    body: domain.EndpointBatch, context: ContextDep, principal: WriteKey
+) -> dict[str, Any]:
+    """Create or update up to 100 endpoints at once; each must carry its ``endpoint_id``."""
+    items = []
+    for index, item in enumerate(body.endpoints):
+        if not item.endpoint_id:
+            raise InputError(f"endpoints[{index}] has no endpoint_id")
+        items.append((item.endpoint_id, item))
+    records = await run_in_threadpool(domain.upsert, context.engine, principal.project_id, items)
+    return {"endpoints": [domain.public(r) for r in records]}
+
+
+@router.get("/{endpoint_id}", response_class=JSON)
+def get_endpoint(endpoint_id: str, context: ContextDep, principal: ReadKey) -> dict[str, Any]:
+    """One endpoint."""
+    with context.engine.connect() as conn:
+        record = q.get_endpoint(conn, principal.project_id, endpoint_id)
+    if record is None:
+        raise NotFound(f"no endpoint {endpoint_id!r} in this project")
+    return domain.public(record)
+
+
+@router.get("", response_class=JSON)
+def list_endpoints(
+    context: ContextDep,
+    principal: ReadKey,
+    user_id: str | None = None,
+    after: str | None = None,
+    limit: int = Query(default=100, ge=1, le=1000),
+) -> dict[str, Any]:
+    """Endpoints in id order; page with ``after`` = the last id of the previous page."""
+    with context.engine.connect() as conn:
+        records = q.list_endpoints(
+            conn, principal.project_id, user_id=user_id, limit=limit, after=after
+        )
+    return {"endpoints": [domain.public(r) for r in records]}
+
+
+@router.delete("/{endpoint_id}", response_class=JSON)
+def delete_endpoint(endpoint_id: str, context: ContextDep, principal: WriteKey) -> dict[str, Any]:
+    """Remove one endpoint."""
+    with context.engine.connect().execution_options(write=True) as conn, conn.begin():
+        record = q.get_endpoint(conn, principal.project_id, endpoint_id)
+        if record is None:
+            raise NotFound(f"no endpoint {endpoint_id!r} in this project")
+        q.delete_endpoint(conn, principal.project_id, endpoint_id)
+    return {"deleted": True, "endpoint": domain.public(record)}

@@ -1,0 +1,31 @@
+"""``/healthz`` and ``/metrics``."""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from fastapi import APIRouter
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from starlette.responses import Response
+
+from spillway import __version__
+from spillway.api.deps import ContextDep
+from spillway.api.responses import JSON
+
+router = APIRouter(tags=["operations"])
+
+
+@router.get("/healthz", response_class=JSON)
+def healthz(context: ContextDep) -> JSON:
+    """200 when the database answers, 503 otherwise."""
+    try:
+        with context.engine.connect() as conn:
+            conn.execute(sa.text("SELECT 1"))
+    except sa.exc.SQLAlchemyError as exc:
+        return JSON({"status": "unavailable", "database": str(exc.__class__.__name__)}, 503)
+    return JSON({"status": "ok", "version": __version__})
+
+
+@router.get("/metrics", include_in_schema=False)
+def prometheus() -> Response:
+    """Prometheus text exposition."""
+    return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)

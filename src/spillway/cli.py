@@ -1,0 +1,222 @@
+"""The ``spillway`` command: serve, worker, admin, demo."""
+
+from __future__ import annotations
+
+import logging
+from typing import Annotated
+
+import orjson
+import typer
+
+from spillway.settings import Settings
+
+app = typer.Typer(help="Spillway: deliver engagement data into your own cloud.",
+                  no_args_is_help=True, pretty_exceptions_enable=False)
+admin = typer.Typer(help="Projects, integration keys and the database.", no_args_is_help=True)
+app.add_typer(admin, name="admin")
+
+
+def _settings() -> Settings:
+    return Settings()
+
+
+def _logging(settings: Settings) -> None:
+    logging.basicConfig(
+        level=settings.log_level.upper(),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+
+
+def _fail(message: str) -> typer.Exit:
+    typer.secho(f"error: {message}", fg=typer.colors.RED, err=True)
+    return typer.Exit(code=1)
+
+
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8080,
+    no_worker: Annotated[bool, typer.Option("--no-worker", help="API only, no worker.")] = False,
+) -> None:
+    """Run the API (and, unless --no-worker, the worker) in this process."""
+    import uvicorn
+
+    from spillway.api.app import create_app
+    from spillway.engine.worker import Worker, WorkerThread
+
+    settings = _settings()
+    _logging(settings)
+    holder: list[WorkerThread] = []
+
+    def start(context: object) -> None:
+        if no_worker:
+            return
+        from spillway.api.deps import Context
+
+        assert isinstance(context, Context)
+        thread = WorkerThread(_worker(context.settings, context.engine))
+        thread.start()
+        holder.append(thread)
+
+    def stop() -> None:
+        for thread in holder:
+            thread.stop()
+
+    application = create_app(settings, on_startup=start, on_shutdown=stop)
+    typer.echo(f"Spillway listening on http://{host}:{port} (data in {settings.data_dir})")
+    uvicorn.run(application, host=host, port=port, log_level=settings.log_level.lower(),
+                access_log=False)
+
+
+def _worker(settings: Settings, engine: object) -> Worker:  # noqa: F821 - imported lazily
+    from sqlalchemy.engine import Engine
+
+    from spillway.engine.worker import Worker
+
+    assert isinstance(engine, Engine)
+    return Worker(engine, settings.retention_days, settings.retention_batch_size,
+                  settings.worker_interval_seconds)
+
+
+@app.command()
+def worker(
+    once: Annotated[bool, typer.Option("--once", help="Do all due work once, then exit.")] = False,
+) -> None:
+    """Run only the worker (retention, and later exports and streams)."""
+    import signal
+    import threading
+
+    from spillway.store.db import create_engine, migrate
+
+    settings = _settings()
+    _logging(settings)
+    engine = create_engine(settings.resolved_database_url)
+    migrate(engine)
+    runner = _worker(settings, engine)
+    if once:
+        typer.echo(orjson.dumps(runner.run_once()).decode())
+        return
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    runner.run_forever(stop)
+
+
+@admin.command("migrate")
+def migrate_command() -> None:
+    """Create or upgrade the database schema."""
+    from spillway.store.db import create_engine, migrate
+
+    migrate(create_engine(_settings().resolved_database_url))
+    typer.echo("database is up to date")
+
+
+@admin.command("create-project")
+def create_project(
+    name: Annotated[str, typer.Argument(help="A unique project name.")],
+    json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Create a project (an app whose events Spillway collects)."""
+    from spillway.errors import InputError
+    from spillway.keys import create_project as create
+    from spillway.store.db import create_engine, migrate
+
+    engine = create_engine(_settings().resolved_database_url)
+    migrate(engine)
+    try:
+        row = create(engine, name)
+    except InputError as exc:
+        raise _fail(str(exc)) from None
+    out = {"project_id": row.app_id, "name": row.name, "external_id": row.external_id}
+    if json:
+        typer.echo(orjson.dumps(out).decode())
+    else:
+        typer.echo(f"project {row.name!r} created: id {row.app_id}, External ID {row.external_id}")
+
+
+@admin.command("create-key")
+def create_key(
+    project: Annotated[str, typer.Argument(help="Project name or id.")],
+    scope: Annotated[str, typer.Option(help="read, write or admin.")] = "write",
+    name: Annotated[str | None, typer.Option(help="A label for the key.")] = None,
+    json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Issue an integration key. The secret is printed once and never again."""
+    from spillway.errors import InputError
+    from spillway.keys import Scope
+    from spillway.keys import create_key as create
+    from spillway.secrets import SecretBox
+    from spillway.store.db import create_engine, migrate
+
+    try:
+        wanted = Scope(scope)
+    except ValueError:
+        raise _fail(f"--scope must be read, write or admin, not {scope!r}") from None
+    settings = _settings()
+    engine = create_engine(settings.resolved_database_url)
+    migrate(engine)
+    try:
+        issued = create(engine, SecretBox(settings.service_key()), project, wanted, name)
+    except InputError as exc:
+        raise _fail(str(exc)) from None
+    out = {"project_id": issued.project_id, "key_id": issued.key_id, "secret": issued.secret,
+           "scope": issued.scope.value, "token": issued.token}
+    if json:
+        typer.echo(orjson.dumps(out).decode())
+    else:
+        typer.echo(f"key {issued.key_id} ({issued.scope}) for project {issued.project_name!r}")
+        typer.echo(f"secret (shown only now): {issued.secret}")
+        typer.echo(f"use it as: Authorization: Bearer {issued.token}")
+
+
+@admin.command("revoke-key")
+def revoke_key(key_id: Annotated[str, typer.Argument(help="The key id to revoke.")]) -> None:
+    """Revoke an integration key; requests with it get 401 from now on."""
+    from spillway.store import projects as q
+    from spillway.store.db import create_engine, migrate
+
+    engine = create_engine(_settings().resolved_database_url)
+    migrate(engine)
+    with engine.connect().execution_options(write=True) as conn, conn.begin():
+        if not q.revoke_key(conn, key_id):
+            raise _fail(f"no live key {key_id!r}")
+        q.record_audit(conn, actor="cli", action="key.revoke", target=key_id)
+    typer.echo(f"key {key_id} revoked")
+
+
+@app.command()
+def demo(
+    events: Annotated[int, typer.Option("--events", min=1, help="How many events.")] = 10_000,
+    project: Annotated[str, typer.Option("--project", help="Project name.")] = "demo",
+    users: Annotated[int, typer.Option(min=1, help="How many distinct users.")] = 1_000,
+) -> None:
+    """Ingest N realistic synthetic events into a project (created when missing)."""
+    from spillway.demo import synthetic_events
+    from spillway.ingest import Limits, ingest
+    from spillway.keys import create_project as create
+    from spillway.store import projects as q
+    from spillway.store.db import create_engine, migrate
+
+    settings = _settings()
+    engine = create_engine(settings.resolved_database_url)
+    migrate(engine)
+    with engine.connect() as conn:
+        row = q.project_by_ref(conn, project)
+    if row is None:
+        row = create(engine, project)
+        typer.echo(f"created project {project!r} (id {row.app_id})")
+    limits = Limits(settings.max_request_bytes, 500, settings.max_event_bytes)
+    stored = 0
+    batch: list[object] = []
+    with typer.progressbar(length=events, label="ingesting") as bar:
+        for number, event in enumerate(synthetic_events(events, users=users), start=1):
+            batch.append(event)
+            if len(batch) == 500 or number == events:
+                stored += ingest(engine, row.id, batch, limits).accepted
+                bar.update(len(batch))
+                batch = []
+    typer.echo(f"stored {stored:,} events in project {row.name!r} ({row.app_id})")
+
+
+if __name__ == "__main__":
+    app()

@@ -1,0 +1,1 @@
+"""Work done away from requests: retention now; schedules, streams and jobs later."""

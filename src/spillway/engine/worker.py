@@ -1,0 +1,64 @@
+"""The worker loop: runs every due task, then sleeps until the next tick or a stop."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import dataclass
+
+from sqlalchemy.engine import Engine
+
+from spillway import metrics
+from spillway.store.db import now_ms
+from spillway.store.events import prune_before
+
+log = logging.getLogger(__name__)
+DAY_MS = 86_400_000
+
+
+@dataclass
+class Worker:
+    """All background duties of one process."""
+
+    engine: Engine
+    retention_days: int
+    retention_batch_size: int = 5_000
+    interval_seconds: float = 5.0
+
+    def run_once(self) -> dict[str, int]:
+        """Do all due work once; returns what was done, for logs and ``worker --once``."""
+        cutoff = now_ms() - self.retention_days * DAY_MS
+        pruned = prune_before(self.engine, cutoff, self.retention_batch_size)
+        if pruned:
+            metrics.EVENTS_PRUNED.inc(pruned)
+            log.info("retention removed %d events older than %d days", pruned,
+                     self.retention_days)
+        return {"pruned": pruned}
+
+    def run_forever(self, stop: threading.Event) -> None:
+        """Loop until ``stop`` is set; an error in one pass is logged and the loop goes on."""
+        while not stop.is_set():
+            try:
+                self.run_once()
+            except Exception:  # the loop must outlive any single failure
+                log.exception("worker pass failed; retrying in %.0fs", self.interval_seconds)
+            stop.wait(self.interval_seconds)
+
+
+class WorkerThread:
+    """Runs a :class:`Worker` beside the API in ``spillway serve``."""
+
+    def __init__(self, worker: Worker) -> None:
+        self._stop = threading.Event()
+        self._thread = threading.Thread(
+            target=worker.run_forever, args=(self._stop,), name="spillway-worker", daemon=True
+        )
+
+    def start(self) -> None:
+        """Start the loop."""
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Ask the loop to stop and wait for the current pass."""
+        self._stop.set()
+        self._thread.join(timeout=30)

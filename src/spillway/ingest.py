@@ -1,0 +1,307 @@
+"""Turning request bodies into stored events: parse, judge each event, insert.
+
+This is the ingest hot path; it avoids per-event objects beyond one dict and one tuple.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+import zlib
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+
+from sqlalchemy.engine import Engine
+
+from spillway.errors import InputError, TooLarge
+from spillway.store.db import now_ms
+from spillway.store.events import insert_events
+
+JSON_TYPES = frozenset({"application/json", "text/json"})
+NDJSON_TYPES = frozenset(
+    {"application/x-ndjson", "application/ndjson", "application/jsonl", "application/x-jsonlines",
+     "application/json-seq"}
+)
+ALLOWED_FIELDS = frozenset(
+    {"event_uuid", "event_type", "event_name", "event_code", "uid", "event_time", "event_source",
+     "event_attributes", "user_attributes", "device_attributes", "email_id"}
+)
+_ALLOWED_LIST = ", ".join(sorted(ALLOWED_FIELDS))
+_UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
+_EVENT_TYPE = re.compile(r"[A-Z][A-Z0-9_]{0,63}")
+_EMPTY = b"{}"
+# Epoch seconds beyond this are almost surely milliseconds (year 5138 otherwise).
+_MAX_EPOCH_S = 100_000_000_000
+_MAX_TEXT = 256
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    """Size limits of one request, from settings."""
+
+    max_request_bytes: int
+    max_events_per_request: int
+    max_event_bytes: int
+
+
+@dataclass(slots=True)
+class Judged:
+    """The outcome of judging a batch: rows ready to insert, and the rejected ones."""
+
+    # (event_time_ms, event_uuid, event_type, event_name, uid, payload)
+    rows: list[tuple[int, str, str, str, str, bytes]] = field(default_factory=list)
+    row_index: list[int] = field(default_factory=list)  # request index of each row
+    rejected: list[dict[str, Any]] = field(default_factory=list)
+    duplicates: list[dict[str, Any]] = field(default_factory=list)
+    received: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """What happened to a batch: counts, and each rejected or duplicate event by index."""
+
+    received: int
+    accepted: int
+    rejected: list[dict[str, Any]]
+    duplicates: list[dict[str, Any]]
+
+
+def ingest(engine: Engine, project_id: int, raw_events: list[Any], limits: Limits) -> Outcome:
+    """Judge a batch and store its good events; duplicates (already stored) are skipped."""
+    received = now_ms()
+    judged = judge(raw_events, received, limits)
+    existing = insert_events(engine, project_id, received, judged.rows)
+    duplicates = judged.duplicates
+    if existing:
+        for index, row in zip(judged.row_index, judged.rows, strict=True):
+            if row[1] in existing:
+                duplicates.append({"index": index, "event_uuid": row[1], "reason": "already stored"})
+        duplicates.sort(key=lambda item: item["index"])
+    accepted = len(judged.rows) - len(existing)
+    return Outcome(judged.received, accepted, judged.rejected, duplicates)
+
+
+def decode_body(body: bytes, content_encoding: str | None, limits: Limits) -> bytes:
+    """Undo ``Content-Encoding`` with the size limit applied to the decompressed bytes."""
+    encoding = (content_encoding or "identity").strip().lower()
+    if encoding in ("identity", ""):
+        return body
+    if encoding not in ("gzip", "x-gzip"):
+        raise InputError(
+            f"Content-Encoding {content_encoding!r} is not supported; send gzip or no encoding",
+            status_code=415, code="unsupported_encoding",
+        )
+    inflater = zlib.decompressobj(wbits=16 + zlib.MAX_WBITS)
+    try:
+        out = inflater.decompress(body, limits.max_request_bytes + 1)
+    except zlib.error as exc:
+        raise InputError(f"body is not valid gzip: {exc}", code="bad_gzip") from exc
+    if len(out) > limits.max_request_bytes:
+        raise TooLarge(
+            f"decompressed body exceeds {limits.max_request_bytes:,} bytes "
+            "(SPILLWAY_MAX_REQUEST_BYTES); send smaller batches"
+        )
+    if not inflater.eof:
+        raise InputError("gzip body is truncated: the compressed stream ends early",
+                         code="bad_gzip")
+    if inflater.unused_data:
+        raise InputError("gzip body has trailing bytes after the compressed stream",
+                         code="bad_gzip")
+    return out
+
+
+def parse_body(body: bytes, content_type: str | None) -> list[Any]:
+    """Split a request body into raw events: JSON array, ``{"events": [...]}`` or NDJSON.
+
+    For NDJSON a line that is not JSON becomes a per-event error, not a failed request.
+    """
+    media = (content_type or "application/json").split(";", 1)[0].strip().lower()
+    if media in NDJSON_TYPES:
+        return _parse_ndjson(body)
+    if media not in JSON_TYPES and not media.endswith("+json"):
+        raise InputError(
+            f"Content-Type {media!r} is not supported; send application/json (an array or "
+            '{"events": [...]}) or application/x-ndjson (one event per line)',
+            status_code=415, code="unsupported_media_type",
+        )
+    try:
+        document = orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise InputError(f"body is not valid JSON: {exc}", code="bad_json") from exc
+    if isinstance(document, list):
+        return document
+    if isinstance(document, dict):
+        events = document.get("events")
+        if "events" not in document:
+            return [document]  # a single event object
+        if isinstance(events, list):
+            return events
+        raise InputError('"events" must be a JSON array of event objects', code="bad_json")
+    raise InputError(
+        'body must be a JSON array of events, {"events": [...]}, or one event object',
+        code="bad_json",
+    )
+
+
+class _BadLine:
+    """Marks an NDJSON line that did not parse, so it is rejected by index."""
+
+    __slots__ = ("reason",)
+
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
+
+
+def _parse_ndjson(body: bytes) -> list[Any]:
+    out: list[Any] = []
+    for line in body.split(b"\n"):
+        if not line.strip():
+            continue
+        try:
+            out.append(orjson.loads(line))
+        except orjson.JSONDecodeError as exc:
+            out.append(_BadLine(f"line is not valid JSON: {exc}"))
+    return out
+
+
+def judge(raw_events: list[Any], received_ms: int, limits: Limits) -> Judged:
+    """Validate and normalise each event on its own; see SPEC R1 for the fields."""
+    count = len(raw_events)
+    if count == 0:
+        raise InputError("the request holds no events", code="empty_batch")
+    if count > limits.max_events_per_request:
+        raise TooLarge(
+            f"{count:,} events in one request; the limit is {limits.max_events_per_request:,} "
+            "(SPILLWAY_MAX_EVENTS_PER_REQUEST); split the batch"
+        )
+    judged = Judged(received=count)
+    rows = judged.rows
+    row_index = judged.row_index
+    rejected = judged.rejected
+    seen: dict[str, int] = {}
+    max_bytes = limits.max_event_bytes
+    dumps = orjson.dumps
+    default_time_s = received_ms / 1000
+    for index, raw in enumerate(raw_events):
+        try:
+            if type(raw) is not dict:
+                if isinstance(raw, _BadLine):
+                    raise ValueError(raw.reason)
+                raise ValueError(f"an event must be a JSON object, not {_json_kind(raw)}")
+            if not raw.keys() <= ALLOWED_FIELDS:
+                unknown = sorted(raw.keys() - ALLOWED_FIELDS)
+                raise ValueError(f"unknown field(s) {', '.join(unknown)}; allowed: {_ALLOWED_LIST}")
+            name = _text(raw.get("event_name"), "event_name", required=True)
+            uid = _text(raw.get("uid"), "uid", required=True)
+            event_type = raw.get("event_type") or "USER_ACTION_EVENT"
+            if type(event_type) is not str or not _EVENT_TYPE.fullmatch(event_type):
+                raise ValueError(
+                    "event_type must be upper-case letters, digits and '_' (e.g. "
+                    "USER_ACTION_EVENT or CAMPAIGN_EVENT)"
+                )
+            code = _text(raw.get("event_code"), "event_code") or name
+            source = _text(raw.get("event_source"), "event_source") or "API"
+            event_uuid = raw.get("event_uuid")
+            if event_uuid is None:
+                event_uuid = str(uuid.uuid4())
+            elif type(event_uuid) is not str or not _UUID.fullmatch(event_uuid):
+                raise ValueError("event_uuid must be a UUID like 62045d15-8d5e-4cfd-ac49-5919bffb401d")
+            else:
+                event_uuid = event_uuid.lower()
+            event_time = raw.get("event_time")
+            seconds = default_time_s if event_time is None else _event_seconds(event_time)
+            record: dict[str, Any] = {
+                "uid": uid,
+                "event_type": event_type,
+                "event_code": code,
+                "event_name": name,
+                "user_attributes": _object(raw.get("user_attributes"), "user_attributes"),
+                "event_source": source,
+                "event_attributes": _object(raw.get("event_attributes"), "event_attributes"),
+                "event_uuid": event_uuid,
+                "event_time": int(seconds) if seconds == int(seconds) else round(seconds, 3),
+                "device_attributes": _object(raw.get("device_attributes"), "device_attributes"),
+            }
+            email = raw.get("email_id")
+            if email is not None:
+                record["email_id"] = _text(email, "email_id")
+        except ValueError as exc:
+            rejected.append({"index": index, "reason": str(exc)})
+            continue
+        payload = dumps(record)
+        if len(payload) > max_bytes:
+            raise TooLarge(
+                f"event at index {index} is {len(payload):,} bytes; the limit is "
+                f"{max_bytes:,} bytes per event (SPILLWAY_MAX_EVENT_BYTES)"
+            )
+        first = seen.get(event_uuid)
+        if first is not None:
+            judged.duplicates.append(
+                {"index": index, "event_uuid": event_uuid, "reason": f"same event_uuid as index {first}"}
+            )
+            continue
+        seen[event_uuid] = index
+        rows.append((int(seconds * 1000), event_uuid, event_type, name, uid, payload))
+        row_index.append(index)
+    return judged
+
+
+def _json_kind(value: Any) -> str:
+    if isinstance(value, list):
+        return "an array"
+    if isinstance(value, str):
+        return "a string"
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    return "a number"
+
+
+def _text(value: Any, name: str, *, required: bool = False) -> str:
+    if value is None or value == "":
+        if required:
+            raise ValueError(f"{name} is required")
+        return ""
+    if type(value) is not str:
+        raise ValueError(f"{name} must be a string")
+    if len(value) > _MAX_TEXT:
+        raise ValueError(f"{name} is longer than {_MAX_TEXT} characters")
+    return value
+
+
+def _object(value: Any, name: str) -> Any:
+    if value is None:
+        return {}
+    if type(value) is not dict:
+        raise ValueError(f"{name} must be a JSON object")
+    return value
+
+
+def _event_seconds(value: Any) -> float:
+    """Epoch seconds from a number, a numeric string, or an ISO 8601 timestamp."""
+    if type(value) is int or type(value) is float:
+        seconds = float(value)
+    elif type(value) is str:
+        try:
+            seconds = float(value)
+        except ValueError:
+            try:
+                parsed = datetime.fromisoformat(value)
+            except ValueError:
+                raise ValueError(
+                    "event_time must be epoch seconds or ISO 8601 (e.g. 2026-11-23T10:15:00Z)"
+                ) from None
+            if parsed.tzinfo is None:
+                parsed = parsed.replace(tzinfo=UTC)
+            seconds = parsed.timestamp()
+    else:
+        raise ValueError("event_time must be epoch seconds or an ISO 8601 string")
+    if not 0 <= seconds < _MAX_EPOCH_S:
+        if seconds >= _MAX_EPOCH_S:
+            raise ValueError("event_time looks like milliseconds; send epoch seconds")
+        raise ValueError("event_time must not be before 1970")
+    return seconds

@@ -1,0 +1,148 @@
+"""Projects and integration keys: creation, and verification of bearer tokens."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+import string
+from dataclasses import dataclass
+from enum import StrEnum
+
+from sqlalchemy.engine import Engine
+
+from spillway.errors import InputError
+from spillway.secrets import SecretBox
+from spillway.store import projects as q
+
+_KEY_ALPHABET = string.ascii_uppercase + string.digits
+
+
+class Scope(StrEnum):
+    """What a key may do. Each scope includes the ones before it."""
+
+    READ = "read"
+    WRITE = "write"
+    ADMIN = "admin"
+
+    def allows(self, needed: Scope) -> bool:
+        """True when a key of this scope may perform a call that needs ``needed``."""
+        order = [Scope.READ, Scope.WRITE, Scope.ADMIN]
+        return order.index(self) >= order.index(needed)
+
+
+@dataclass(frozen=True, slots=True)
+class IssuedKey:
+    """A freshly created key; the only object that ever holds the plain secret."""
+
+    project_id: str
+    project_name: str
+    key_id: str
+    secret: str
+    scope: Scope
+
+    @property
+    def token(self) -> str:
+        """The value for ``Authorization: Bearer …``."""
+        return f"{self.key_id}.{self.secret}"
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    """Who is calling: the key and the project it belongs to."""
+
+    key_id: str
+    project_id: int
+    scope: Scope
+
+
+def hash_secret(secret: str) -> str:
+    """SHA-256 is enough here: secrets are 240 random bits, not guessable passwords."""
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+def create_project(engine: Engine, name: str) -> q.ProjectRow:
+    """Create a project with a fresh public id and External ID."""
+    name = name.strip()
+    if not name or len(name) > 200:
+        raise InputError("project name must be 1 to 200 characters")
+    with engine.connect().execution_options(write=True) as conn, conn.begin():
+        if q.project_by_name(conn, name) is not None:
+            raise InputError(f"a project named {name!r} already exists", status_code=409,
+                             code="conflict")
+        row = q.insert_project(
+            conn,
+            app_id=secrets.token_hex(16),
+            name=name,
+            external_id="spw-" + secrets.token_hex(12),
+        )
+        q.record_audit(conn, actor="cli", action="project.create", project_id=row.id,
+                       target=row.app_id, detail={"name": name})
+        return row
+
+
+def create_key(
+    engine: Engine, box: SecretBox, project_ref: str, scope: Scope, name: str | None = None
+) -> IssuedKey:
+    """Issue a key for a project (by name or id). The secret is returned once, here."""
+    key_id = "SPW" + "".join(secrets.choice(_KEY_ALPHABET) for _ in range(17))
+    secret = secrets.token_urlsafe(30)  # 40 characters, no '.' so the token splits cleanly
+    with engine.connect().execution_options(write=True) as conn, conn.begin():
+        project = q.project_by_ref(conn, project_ref)
+        if project is None:
+            raise InputError(f"no project named or with id {project_ref!r}", status_code=404,
+                             code="not_found")
+        q.insert_key(
+            conn,
+            key_id=key_id,
+            project_id=project.id,
+            scope=scope.value,
+            secret_hash=hash_secret(secret),
+            secret_sealed=box.seal(secret.encode(), context=key_id.encode()),
+            name=name,
+        )
+        q.record_audit(conn, actor="cli", action="key.create", project_id=project.id,
+                       target=key_id, detail={"scope": scope.value})
+    return IssuedKey(project.app_id, project.name, key_id, secret, scope)
+
+
+class AuthError(InputError):
+    """No usable credentials (401)."""
+
+    status_code = 401
+    code = "unauthorized"
+
+
+class ForbiddenError(InputError):
+    """Valid credentials that may not do this (403)."""
+
+    status_code = 403
+    code = "forbidden"
+
+
+def authenticate(engine: Engine, header: str | None) -> Principal:
+    """Turn an ``Authorization`` header into a principal, or raise :class:`AuthError`."""
+    if not header:
+        raise AuthError("missing Authorization header; send 'Authorization: Bearer <key_id>.<secret>'")
+    kind, _, token = header.partition(" ")
+    if kind.lower() != "bearer" or not token.strip():
+        raise AuthError("Authorization must be 'Bearer <key_id>.<secret>'")
+    key_id, dot, secret = token.strip().partition(".")
+    if not dot or not key_id or not secret:
+        raise AuthError("malformed bearer token; expected '<key_id>.<secret>'")
+    with engine.connect() as conn:
+        row = q.key_by_id(conn, key_id)
+    if row is None or not hmac.compare_digest(row.secret_hash, hash_secret(secret)):
+        raise AuthError("invalid integration key: unknown key id or wrong secret")
+    if row.revoked_at is not None:
+        raise AuthError(f"integration key {key_id} has been revoked")
+    return Principal(row.key_id, row.project_id, Scope(row.scope))
+
+
+def require(principal: Principal, needed: Scope) -> None:
+    """Raise :class:`ForbiddenError` unless the principal's scope covers ``needed``."""
+    if not principal.scope.allows(needed):
+        raise ForbiddenError(
+            f"integration key {principal.key_id} has scope '{principal.scope}', "
+            f"this call needs '{needed}'"
+        )

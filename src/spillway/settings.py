@@ -1,0 +1,81 @@
+"""Typed settings, read from the environment with the ``SPILLWAY_`` prefix."""
+
+from __future__ import annotations
+
+import os
+import secrets
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+SECRET_KEY_FILE = "secret.key"
+
+
+class Settings(BaseSettings):
+    """Every knob Spillway reads. Each field is documented in docs/configuration.md."""
+
+    model_config = SettingsConfigDict(env_prefix="SPILLWAY_", extra="ignore", frozen=True)
+
+    data_dir: Path = Field(default=Path(".spillway"), description="Where SQLite and keys live.")
+    database_url: str | None = Field(
+        default=None, description="SQLAlchemy URL; default SQLite file in the data dir."
+    )
+    secret_key: SecretStr | None = Field(
+        default=None, description="Service key for encrypting stored secrets; generated if unset."
+    )
+    retention_days: int = Field(default=90, ge=1, description="Days events are kept.")
+    max_request_bytes: int = Field(
+        default=10 * 1024 * 1024, ge=1024, description="Largest request body (after gunzip)."
+    )
+    max_events_per_request: int = Field(default=10_000, ge=1)
+    max_event_bytes: int = Field(default=256 * 1024, ge=256, description="Largest single event.")
+    worker_interval_seconds: float = Field(default=5.0, gt=0)
+    retention_batch_size: int = Field(default=5_000, ge=1)
+    log_level: str = Field(default="INFO")
+
+    @property
+    def resolved_database_url(self) -> str:
+        """The configured URL, or a SQLite file inside the data dir."""
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{(self.data_dir / 'spillway.db').resolve()}"
+
+    def service_key(self) -> bytes:
+        """The key that encrypts stored secrets: from the setting, else from the data dir."""
+        if self.secret_key is not None:
+            value = self.secret_key.get_secret_value().encode()
+            if len(value) < 32:
+                raise ValueError("SPILLWAY_SECRET_KEY must be at least 32 characters long")
+            return value
+        return _load_or_create_key_file(self.data_dir / SECRET_KEY_FILE)
+
+
+def _load_or_create_key_file(path: Path) -> bytes:
+    """Read the generated key, creating it with mode 0600 on first use."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        return path.read_bytes().strip()
+    except FileNotFoundError:
+        pass
+    key = secrets.token_urlsafe(48).encode()
+    # Write a private temp file, then hard-link it into place: link() fails if another process
+    # won the race, and no reader ever sees a half-written key.
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as handle:
+        handle.write(key + b"\n")
+    try:
+        os.link(tmp, path)
+    except FileExistsError:
+        key = path.read_bytes().strip()
+    finally:
+        tmp.unlink(missing_ok=True)
+    return key
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """Process-wide settings, read once."""
+    return Settings()

@@ -1,0 +1,1 @@
+"""Persistence: SQLAlchemy Core tables, named queries and Alembic migrations."""

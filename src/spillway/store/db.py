@@ -1,0 +1,81 @@
+"""Engine creation and schema migration, identical on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy import event
+from sqlalchemy.engine import Connection, Engine
+
+MIGRATIONS_DIR = Path(__file__).parent / "migrations"
+# Arbitrary constants for pg_advisory_xact_lock, one per purpose.
+PG_LOCK_MIGRATE = 7_301_001
+PG_LOCK_INGEST = 7_301_002
+
+
+def now_ms() -> int:
+    """Wall-clock time in epoch milliseconds, the unit of every stored timestamp."""
+    return time.time_ns() // 1_000_000
+
+
+def create_engine(url: str) -> Engine:
+    """An engine tuned for the dialect: WAL + immediate write transactions on SQLite."""
+    if url.startswith("postgresql://") or url.startswith("postgres://"):
+        url = "postgresql+psycopg://" + url.split("://", 1)[1]
+    if url.startswith("sqlite"):
+        return _sqlite_engine(url)
+    return sa.create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=10)
+
+
+def _sqlite_engine(url: str) -> Engine:
+    path = sa.engine.make_url(url).database
+    if path and path != ":memory:":
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+    engine = sa.create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_conn: sqlite3.Connection, _record: Any) -> None:
+        # Let SQLAlchemy's "begin" hook below issue BEGIN itself (pysqlite's own is lazy and
+        # would start writers as readers, leading to SQLITE_BUSY on upgrade).
+        dbapi_conn.isolation_level = None
+        cursor = dbapi_conn.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        # NORMAL in WAL mode is durable against a killed process; only power loss can take
+        # the last commits, which is the usual trade for a 10x faster commit.
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute("PRAGMA busy_timeout=30000")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn: Connection) -> None:
+        # Writers ask for the lock up front; readers take a snapshot without blocking anyone.
+        if conn.get_execution_options().get("write"):
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
+        else:
+            conn.exec_driver_sql("BEGIN")
+
+    return engine
+
+
+def write_lock(conn: Connection, lock_id: int) -> None:
+    """Serialise writers of one kind. On SQLite, BEGIN IMMEDIATE already did."""
+    if conn.dialect.name == "postgresql":
+        conn.execute(sa.text("SELECT pg_advisory_xact_lock(:k)"), {"k": lock_id})
+
+
+def migrate(engine: Engine, revision: str = "head") -> None:
+    """Bring the schema to ``revision``; safe to call from several processes at once."""
+    from alembic import command
+    from alembic.config import Config
+
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS_DIR))
+    with engine.connect().execution_options(write=True) as conn, conn.begin():
+        write_lock(conn, PG_LOCK_MIGRATE)
+        config.attributes["connection"] = conn
+        command.upgrade(config, revision)

@@ -1,0 +1,166 @@
+"""Named queries for projects, integration keys and the audit log."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from spillway.store.db import now_ms
+from spillway.store.schema import audit_log, integration_keys, projects
+
+
+@dataclass(frozen=True, slots=True)
+class ProjectRow:
+    """A project as stored."""
+
+    id: int
+    app_id: str
+    name: str
+    external_id: str
+    created_at: int
+
+
+@dataclass(frozen=True, slots=True)
+class KeyRow:
+    """An integration key as stored; the secret itself is never loaded here."""
+
+    key_id: str
+    project_id: int
+    scope: str
+    secret_hash: str
+    revoked_at: int | None
+
+
+def insert_project(conn: Connection, *, app_id: str, name: str, external_id: str) -> ProjectRow:
+    """Create a project; the caller generates the public ids."""
+    created = now_ms()
+    result = conn.execute(
+        projects.insert().values(
+            app_id=app_id, name=name, external_id=external_id, created_at=created
+        )
+    )
+    (project_id,) = result.inserted_primary_key or (None,)
+    assert project_id is not None
+    return ProjectRow(int(project_id), app_id, name, external_id, created)
+
+
+def _project(row: sa.Row[Any] | None) -> ProjectRow | None:
+    return None if row is None else ProjectRow(*row)
+
+
+def _columns() -> list[sa.Column[Any]]:
+    return [projects.c.id, projects.c.app_id, projects.c.name, projects.c.external_id,
+            projects.c.created_at]
+
+
+def project_by_name(conn: Connection, name: str) -> ProjectRow | None:
+    """The project called ``name``."""
+    return _project(conn.execute(sa.select(*_columns()).where(projects.c.name == name)).first())
+
+
+def project_by_ref(conn: Connection, ref: str) -> ProjectRow | None:
+    """A project by its public id or by its name, whichever matches."""
+    query = sa.select(*_columns()).where(sa.or_(projects.c.app_id == ref, projects.c.name == ref))
+    return _project(conn.execute(query).first())
+
+
+def project_by_id(conn: Connection, project_id: int) -> ProjectRow | None:
+    """A project by its internal id."""
+    query = sa.select(*_columns()).where(projects.c.id == project_id)
+    return _project(conn.execute(query).first())
+
+
+def list_projects(conn: Connection) -> list[ProjectRow]:
+    """Every project, oldest first."""
+    rows = conn.execute(sa.select(*_columns()).order_by(projects.c.id)).all()
+    return [ProjectRow(*row) for row in rows]
+
+
+def insert_key(
+    conn: Connection,
+    *,
+    key_id: str,
+    project_id: int,
+    scope: str,
+    secret_hash: str,
+    secret_sealed: bytes,
+    name: str | None = None,
+) -> None:
+    """Store a new integration key (hash and sealed secret only)."""
+    conn.execute(
+        integration_keys.insert().values(
+            key_id=key_id,
+            project_id=project_id,
+            scope=scope,
+            name=name,
+            secret_hash=secret_hash,
+            secret_sealed=secret_sealed,
+            created_at=now_ms(),
+        )
+    )
+
+
+def key_by_id(conn: Connection, key_id: str) -> KeyRow | None:
+    """The key with this id, revoked or not."""
+    row = conn.execute(
+        sa.select(
+            integration_keys.c.key_id,
+            integration_keys.c.project_id,
+            integration_keys.c.scope,
+            integration_keys.c.secret_hash,
+            integration_keys.c.revoked_at,
+        ).where(integration_keys.c.key_id == key_id)
+    ).first()
+    return None if row is None else KeyRow(*row)
+
+
+def sealed_secret(conn: Connection, key_id: str) -> bytes | None:
+    """The sealed secret of a live key, for SigV4 verification."""
+    return conn.execute(
+        sa.select(integration_keys.c.secret_sealed).where(
+            integration_keys.c.key_id == key_id, integration_keys.c.revoked_at.is_(None)
+        )
+    ).scalar_one_or_none()
+
+
+def revoke_key(conn: Connection, key_id: str) -> bool:
+    """Mark a key revoked; True when it existed and was live."""
+    result = conn.execute(
+        integration_keys.update()
+        .where(integration_keys.c.key_id == key_id, integration_keys.c.revoked_at.is_(None))
+        .values(revoked_at=now_ms())
+    )
+    return result.rowcount > 0
+
+
+def record_audit(
+    conn: Connection,
+    *,
+    actor: str,
+    action: str,
+    project_id: int | None = None,
+    target: str | None = None,
+    detail: dict[str, Any] | None = None,
+) -> None:
+    """Append to the audit log. Callers must not pass secrets in ``detail``."""
+    conn.execute(
+        audit_log.insert().values(
+            at=now_ms(),
+            project_id=project_id,
+            actor=actor,
+            action=action,
+            target=target,
+            detail=detail or {},
+        )
+    )
+
+
+def audit_entries(conn: Connection, project_id: int | None = None) -> list[dict[str, Any]]:
+    """The audit log, newest first."""
+    query = sa.select(audit_log).order_by(audit_log.c.id.desc())
+    if project_id is not None:
+        query = query.where(audit_log.c.project_id == project_id)
+    return [dict(row._mapping) for row in conn.execute(query)]

@@ -1,0 +1,99 @@
+"""The declared schema. Migrations in ``migrations/versions`` must build exactly this."""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+
+metadata = sa.MetaData(
+    naming_convention={
+        "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+        "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+        "ck": "ck_%(table_name)s_%(constraint_name)s",
+    }
+)
+
+# 64-bit on PostgreSQL; plain INTEGER on SQLite so the column aliases the rowid.
+BigId = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
+
+projects = sa.Table(
+    "projects",
+    metadata,
+    sa.Column("id", BigId, primary_key=True, autoincrement=True),
+    # Public id: 32 hex characters, the shape of a Pinpoint application id.
+    sa.Column("app_id", sa.String(32), nullable=False, unique=True),
+    sa.Column("name", sa.String(200), nullable=False, unique=True),
+    # Issued per project for cross-account role assumption; not a secret, shown to the user.
+    sa.Column("external_id", sa.String(64), nullable=False),
+    sa.Column("created_at", sa.BigInteger, nullable=False),
+    sqlite_autoincrement=True,
+)
+
+integration_keys = sa.Table(
+    "integration_keys",
+    metadata,
+    sa.Column("key_id", sa.String(32), primary_key=True),
+    sa.Column("project_id", BigId, sa.ForeignKey("projects.id"), nullable=False, index=True),
+    sa.Column("scope", sa.String(16), nullable=False),
+    sa.Column("name", sa.String(200), nullable=True),
+    # SHA-256 of the secret: enough for bearer auth, since secrets are 240 random bits.
+    sa.Column("secret_hash", sa.String(64), nullable=False),
+    # The secret sealed with the service key: SigV4 verification needs the secret itself.
+    sa.Column("secret_sealed", sa.LargeBinary, nullable=False),
+    sa.Column("created_at", sa.BigInteger, nullable=False),
+    sa.Column("revoked_at", sa.BigInteger, nullable=True),
+)
+
+events = sa.Table(
+    "events",
+    metadata,
+    # The ingest sequence: exports move a cursor along it (DESIGN.md invariant 1).
+    # AUTOINCREMENT on SQLite so a value is never reused, even after pruning everything.
+    sa.Column("seq", BigId, primary_key=True, autoincrement=True),
+    sa.Column("project_id", BigId, nullable=False),
+    sa.Column("received_at", sa.BigInteger, nullable=False),  # epoch milliseconds
+    sa.Column("event_time", sa.BigInteger, nullable=False),  # epoch milliseconds
+    sa.Column("event_uuid", sa.String(36), nullable=False),
+    sa.Column("event_type", sa.String(64), nullable=False),
+    sa.Column("event_name", sa.String(256), nullable=False),
+    sa.Column("uid", sa.String(256), nullable=False),
+    # The event object of the seed-001 record, as compact JSON bytes, ready to splice.
+    sa.Column("payload", sa.LargeBinary, nullable=False),
+    sa.UniqueConstraint("project_id", "event_uuid"),
+    sa.Index(None, "received_at"),
+    sqlite_autoincrement=True,
+)
+
+endpoints = sa.Table(
+    "endpoints",
+    metadata,
+    sa.Column("project_id", BigId, sa.ForeignKey("projects.id"), primary_key=True),
+    sa.Column("endpoint_id", sa.String(256), primary_key=True),
+    sa.Column("user_id", sa.String(256), nullable=True, index=True),
+    sa.Column("channel_type", sa.String(32), nullable=True),
+    sa.Column("address", sa.String(512), nullable=True),
+    sa.Column("endpoint_status", sa.String(16), nullable=False),
+    sa.Column("opt_out", sa.String(16), nullable=False),
+    sa.Column("attributes", sa.JSON, nullable=False),
+    sa.Column("user_attributes", sa.JSON, nullable=False),
+    sa.Column("demographic", sa.JSON, nullable=False),
+    sa.Column("location", sa.JSON, nullable=False),
+    sa.Column("metrics", sa.JSON, nullable=False),
+    sa.Column("effective_date", sa.String(40), nullable=True),
+    sa.Column("created_at", sa.BigInteger, nullable=False),
+    sa.Column("updated_at", sa.BigInteger, nullable=False),
+)
+
+# What the admin and the service did, for people to read later. Never holds a secret.
+audit_log = sa.Table(
+    "audit_log",
+    metadata,
+    sa.Column("id", BigId, primary_key=True, autoincrement=True),
+    sa.Column("at", sa.BigInteger, nullable=False),
+    sa.Column("project_id", BigId, nullable=True, index=True),
+    sa.Column("actor", sa.String(64), nullable=False),
+    sa.Column("action", sa.String(64), nullable=False),
+    sa.Column("target", sa.String(128), nullable=True),
+    sa.Column("detail", sa.JSON, nullable=False),
+)

@@ -1,0 +1,50 @@
+"""Session-wide fixtures: real servers, fresh databases, a running Spillway."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+
+from spillway.store.db import create_engine, migrate
+from tests import servers
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> Iterator[str]:
+    """URL of the session's PostgreSQL server (started here; fails the test if it can't)."""
+    try:
+        with servers.postgres() as url:
+            yield url
+    except servers.ServerFailed as exc:
+        pytest.fail(f"PostgreSQL test server did not start: {exc}")
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A fresh, empty database on each dialect."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'spillway.db'}"
+        return
+    base: str = request.getfixturevalue("postgres_url")
+    name = "t_" + uuid.uuid4().hex[:12]
+    admin = sa.create_engine(base, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    yield base.rsplit("/", 1)[0] + "/" + name
+    with admin.connect() as conn:
+        conn.execute(sa.text(f'DROP DATABASE "{name}" WITH (FORCE)'))
+    admin.dispose()
+
+
+@pytest.fixture
+def engine(db_url: str) -> Iterator[Engine]:
+    """A migrated engine on a fresh database of each dialect."""
+    eng = create_engine(db_url)
+    migrate(eng)
+    yield eng
+    eng.dispose()
