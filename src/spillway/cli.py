@@ -3,15 +3,24 @@
 from __future__ import annotations
 
 import logging
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import orjson
 import typer
 
 from spillway.settings import Settings
 
-app = typer.Typer(help="Spillway: deliver engagement data into your own cloud.",
-                  no_args_is_help=True, pretty_exceptions_enable=False)
+if TYPE_CHECKING:  # the CLI imports heavy modules lazily so `spillway --help` stays fast
+    from sqlalchemy.engine import Engine
+
+    from spillway.api.deps import Context
+    from spillway.engine.worker import Worker
+
+app = typer.Typer(
+    help="Spillway: deliver engagement data into your own cloud.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
 admin = typer.Typer(help="Projects, integration keys and the database.", no_args_is_help=True)
 app.add_typer(admin, name="admin")
 
@@ -42,18 +51,15 @@ def serve(
     import uvicorn
 
     from spillway.api.app import create_app
-    from spillway.engine.worker import Worker, WorkerThread
+    from spillway.engine.worker import WorkerThread
 
     settings = _settings()
     _logging(settings)
     holder: list[WorkerThread] = []
 
-    def start(context: object) -> None:
+    def start(context: Context) -> None:
         if no_worker:
             return
-        from spillway.api.deps import Context
-
-        assert isinstance(context, Context)
         thread = WorkerThread(_worker(context.settings, context.engine))
         thread.start()
         holder.append(thread)
@@ -64,18 +70,20 @@ def serve(
 
     application = create_app(settings, on_startup=start, on_shutdown=stop)
     typer.echo(f"Spillway listening on http://{host}:{port} (data in {settings.data_dir})")
-    uvicorn.run(application, host=host, port=port, log_level=settings.log_level.lower(),
-                access_log=False)
+    uvicorn.run(
+        application, host=host, port=port, log_level=settings.log_level.lower(), access_log=False
+    )
 
 
-def _worker(settings: Settings, engine: object) -> Worker:  # noqa: F821 - imported lazily
-    from sqlalchemy.engine import Engine
-
+def _worker(settings: Settings, engine: Engine) -> Worker:
     from spillway.engine.worker import Worker
 
-    assert isinstance(engine, Engine)
-    return Worker(engine, settings.retention_days, settings.retention_batch_size,
-                  settings.worker_interval_seconds)
+    return Worker(
+        engine,
+        settings.retention_days,
+        settings.retention_batch_size,
+        settings.worker_interval_seconds,
+    )
 
 
 @app.command()
@@ -159,8 +167,13 @@ def create_key(
         issued = create(engine, SecretBox(settings.service_key()), project, wanted, name)
     except InputError as exc:
         raise _fail(str(exc)) from None
-    out = {"project_id": issued.project_id, "key_id": issued.key_id, "secret": issued.secret,
-           "scope": issued.scope.value, "token": issued.token}
+    out = {
+        "project_id": issued.project_id,
+        "key_id": issued.key_id,
+        "secret": issued.secret,
+        "scope": issued.scope.value,
+        "token": issued.token,
+    }
     if json:
         typer.echo(orjson.dumps(out).decode())
     else:

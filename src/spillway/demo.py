@@ -8,12 +8,18 @@ from collections.abc import Iterator
 from typing import Any
 
 _USER_EVENTS = [
-    ("App Opened", "APP_OPENED"), ("Viewed Product", "VIEW_PRODUCT"),
-    ("Added To Cart", "ADD_TO_CART"), ("Purchase", "PURCHASE"), ("Search", "SEARCH"),
-    ("Viewed Radar", "VIEW_RADAR"), ("Signed Up", "SIGN_UP"), ("Shared", "SHARE"),
+    ("App Opened", "APP_OPENED"),
+    ("Viewed Product", "VIEW_PRODUCT"),
+    ("Added To Cart", "ADD_TO_CART"),
+    ("Purchase", "PURCHASE"),
+    ("Search", "SEARCH"),
+    ("Viewed Radar", "VIEW_RADAR"),
+    ("Signed Up", "SIGN_UP"),
+    ("Shared", "SHARE"),
 ]
 _CAMPAIGN_EVENTS = [
-    ("Email Sent", "MOE_EMAIL_SENT", "EMAIL"), ("Email Opened", "MOE_EMAIL_OPEN", "EMAIL"),
+    ("Email Sent", "MOE_EMAIL_SENT", "EMAIL"),
+    ("Email Opened", "MOE_EMAIL_OPEN", "EMAIL"),
     ("Notification Received", "NOTIFICATION_RECEIVED", "PUSH"),
     ("Notification Clicked", "NOTIFICATION_CLICKED", "PUSH"),
     ("SMS Delivered", "SMS_DELIVERED", "SMS"),
@@ -23,8 +29,9 @@ _PLATFORMS = [("iOS", "iPhone15,2", "17.4"), ("ANDROID", "Pixel 8", "14"), ("web
 _PRODUCTS = ["sku-1001", "sku-1002", "sku-2040", "sku-3311", "sku-7777"]
 
 
-def synthetic_events(count: int, *, users: int = 1_000, seed: int | None = None,
-                     start_time: int = 1_763_856_000) -> Iterator[dict[str, Any]]:
+def synthetic_events(
+    count: int, *, users: int = 1_000, seed: int | None = None, start_time: int = 1_763_856_000
+) -> Iterator[dict[str, Any]]:
     """Yield ``count`` events from ``users`` users, about one in five a campaign event."""
     rng = random.Random(seed)
     for i in range(count):
@@ -41,7 +48,9 @@ def synthetic_events(count: int, *, users: int = 1_000, seed: int | None = None,
                 "plan": "pro" if user % 7 == 0 else "free",
             },
             "device_attributes": {
-                "device_id": f"dev-{user:06d}", "platform": platform, "model": model,
+                "device_id": f"dev-{user:06d}",
+                "platform": platform,
+                "model": model,
                 "os_version": os_version,
             },
         }
@@ -49,10 +58,14 @@ def synthetic_events(count: int, *, users: int = 1_000, seed: int | None = None,
             name, code, channel = rng.choice(_CAMPAIGN_EVENTS)
             campaign = rng.randrange(40)
             event.update(
-                event_type="CAMPAIGN_EVENT", event_name=name, event_code=code,
+                event_type="CAMPAIGN_EVENT",
+                event_name=name,
+                event_code=code,
                 event_attributes={
-                    "campaign_id": f"cmp-{campaign:04d}", "campaign_name": f"Campaign {campaign}",
-                    "campaign_channel": channel, "campaign_type": "GENERAL",
+                    "campaign_id": f"cmp-{campaign:04d}",
+                    "campaign_name": f"Campaign {campaign}",
+                    "campaign_channel": channel,
+                    "campaign_type": "GENERAL",
                     "moe_campaign_tags": ["demo", channel.lower()],
                 },
             )
@@ -61,9 +74,12 @@ def synthetic_events(count: int, *, users: int = 1_000, seed: int | None = None,
         else:
             name, code = rng.choice(_USER_EVENTS)
             event.update(
-                event_type="USER_ACTION_EVENT", event_name=name, event_code=code,
+                event_type="USER_ACTION_EVENT",
+                event_name=name,
+                event_code=code,
                 event_attributes={
-                    "product_id": rng.choice(_PRODUCTS), "price": round(rng.uniform(1, 200), 2),
+                    "product_id": rng.choice(_PRODUCTS),
+                    "price": round(rng.uniform(1, 200), 2),
                     "screen": rng.choice(["home", "search", "detail", "cart"]),
                 },
             )

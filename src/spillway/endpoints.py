@@ -12,8 +12,19 @@ from spillway.store import endpoints as q
 from spillway.store.db import now_ms
 
 ChannelType = Literal[
-    "EMAIL", "SMS", "VOICE", "PUSH", "APNS", "APNS_SANDBOX", "APNS_VOIP", "APNS_VOIP_SANDBOX",
-    "GCM", "BAIDU", "ADM", "IN_APP", "CUSTOM",
+    "EMAIL",
+    "SMS",
+    "VOICE",
+    "PUSH",
+    "APNS",
+    "APNS_SANDBOX",
+    "APNS_VOIP",
+    "APNS_VOIP_SANDBOX",
+    "GCM",
+    "BAIDU",
+    "ADM",
+    "IN_APP",
+    "CUSTOM",
 ]
 MAX_BATCH = 100
 # Maps that merge key by key on update; a key sent as null is removed.
@@ -106,14 +117,29 @@ def merge(existing: dict[str, Any] | None, update: EndpointIn, endpoint_id: str)
     """Apply an update to a stored endpoint (or create it): scalars replace, maps merge."""
     now = now_ms()
     base: dict[str, Any] = existing or {
-        "endpoint_id": endpoint_id, "user_id": None, "channel_type": None, "address": None,
-        "endpoint_status": "ACTIVE", "opt_out": "NONE", "attributes": {}, "user_attributes": {},
-        "demographic": {}, "location": {}, "metrics": {}, "effective_date": None,
+        "endpoint_id": endpoint_id,
+        "user_id": None,
+        "channel_type": None,
+        "address": None,
+        "endpoint_status": "ACTIVE",
+        "opt_out": "NONE",
+        "attributes": {},
+        "user_attributes": {},
+        "demographic": {},
+        "location": {},
+        "metrics": {},
+        "effective_date": None,
         "created_at": now,
     }
     record = dict(base)
-    for name in ("user_id", "channel_type", "address", "endpoint_status", "opt_out",
-                 "effective_date"):
+    for name in (
+        "user_id",
+        "channel_type",
+        "address",
+        "endpoint_status",
+        "opt_out",
+        "effective_date",
+    ):
         value = getattr(update, name)
         if value is not None:
             record[name] = value
@@ -126,12 +152,16 @@ def merge(existing: dict[str, Any] | None, update: EndpointIn, endpoint_id: str)
     return record
 
 
-def upsert(engine: Engine, project_id: int, items: list[tuple[str, EndpointIn]]) -> list[dict[str, Any]]:
+def upsert(
+    engine: Engine, project_id: int, items: list[tuple[str, EndpointIn]]
+) -> list[dict[str, Any]]:
     """Create or update endpoints in one transaction; returns the stored records."""
     for endpoint_id, item in items:
         if item.endpoint_id is not None and item.endpoint_id != endpoint_id:
-            raise InputError(f"endpoint_id in the body ({item.endpoint_id!r}) does not match the "
-                             f"path ({endpoint_id!r})")
+            raise InputError(
+                f"endpoint_id in the body ({item.endpoint_id!r}) does not match the "
+                f"path ({endpoint_id!r})"
+            )
     results = []
     with engine.connect().execution_options(write=True) as conn, conn.begin():
         stored = q.get_endpoints(conn, project_id, [endpoint_id for endpoint_id, _ in items])

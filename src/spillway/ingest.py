@@ -13,7 +13,6 @@ from datetime import UTC, datetime
 from typing import Any
 
 import orjson
-
 from sqlalchemy.engine import Engine
 
 from spillway.errors import InputError, TooLarge
@@ -22,12 +21,28 @@ from spillway.store.events import insert_events
 
 JSON_TYPES = frozenset({"application/json", "text/json"})
 NDJSON_TYPES = frozenset(
-    {"application/x-ndjson", "application/ndjson", "application/jsonl", "application/x-jsonlines",
-     "application/json-seq"}
+    {
+        "application/x-ndjson",
+        "application/ndjson",
+        "application/jsonl",
+        "application/x-jsonlines",
+        "application/json-seq",
+    }
 )
 ALLOWED_FIELDS = frozenset(
-    {"event_uuid", "event_type", "event_name", "event_code", "uid", "event_time", "event_source",
-     "event_attributes", "user_attributes", "device_attributes", "email_id"}
+    {
+        "event_uuid",
+        "event_type",
+        "event_name",
+        "event_code",
+        "uid",
+        "event_time",
+        "event_source",
+        "event_attributes",
+        "user_attributes",
+        "device_attributes",
+        "email_id",
+    }
 )
 _ALLOWED_LIST = ", ".join(sorted(ALLOWED_FIELDS))
 _UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
@@ -73,12 +88,18 @@ def ingest(engine: Engine, project_id: int, raw_events: list[Any], limits: Limit
     """Judge a batch and store its good events; duplicates (already stored) are skipped."""
     received = now_ms()
     judged = judge(raw_events, received, limits)
-    existing = insert_events(engine, project_id, received, judged.rows)
+    return outcome(judged, insert_events(engine, project_id, received, judged.rows))
+
+
+def outcome(judged: Judged, existing: set[str]) -> Outcome:
+    """Combine the judgement with the uuids the store already had."""
     duplicates = judged.duplicates
     if existing:
         for index, row in zip(judged.row_index, judged.rows, strict=True):
             if row[1] in existing:
-                duplicates.append({"index": index, "event_uuid": row[1], "reason": "already stored"})
+                duplicates.append(
+                    {"index": index, "event_uuid": row[1], "reason": "already stored"}
+                )
         duplicates.sort(key=lambda item: item["index"])
     accepted = len(judged.rows) - len(existing)
     return Outcome(judged.received, accepted, judged.rejected, duplicates)
@@ -92,7 +113,8 @@ def decode_body(body: bytes, content_encoding: str | None, limits: Limits) -> by
     if encoding not in ("gzip", "x-gzip"):
         raise InputError(
             f"Content-Encoding {content_encoding!r} is not supported; send gzip or no encoding",
-            status_code=415, code="unsupported_encoding",
+            status_code=415,
+            code="unsupported_encoding",
         )
     inflater = zlib.decompressobj(wbits=16 + zlib.MAX_WBITS)
     try:
@@ -105,11 +127,13 @@ def decode_body(body: bytes, content_encoding: str | None, limits: Limits) -> by
             "(SPILLWAY_MAX_REQUEST_BYTES); send smaller batches"
         )
     if not inflater.eof:
-        raise InputError("gzip body is truncated: the compressed stream ends early",
-                         code="bad_gzip")
+        raise InputError(
+            "gzip body is truncated: the compressed stream ends early", code="bad_gzip"
+        )
     if inflater.unused_data:
-        raise InputError("gzip body has trailing bytes after the compressed stream",
-                         code="bad_gzip")
+        raise InputError(
+            "gzip body has trailing bytes after the compressed stream", code="bad_gzip"
+        )
     return out
 
 
@@ -125,7 +149,8 @@ def parse_body(body: bytes, content_type: str | None) -> list[Any]:
         raise InputError(
             f"Content-Type {media!r} is not supported; send application/json (an array or "
             '{"events": [...]}) or application/x-ndjson (one event per line)',
-            status_code=415, code="unsupported_media_type",
+            status_code=415,
+            code="unsupported_media_type",
         )
     try:
         document = orjson.loads(body)
@@ -208,7 +233,9 @@ def judge(raw_events: list[Any], received_ms: int, limits: Limits) -> Judged:
             if event_uuid is None:
                 event_uuid = str(uuid.uuid4())
             elif type(event_uuid) is not str or not _UUID.fullmatch(event_uuid):
-                raise ValueError("event_uuid must be a UUID like 62045d15-8d5e-4cfd-ac49-5919bffb401d")
+                raise ValueError(
+                    "event_uuid must be a UUID like 62045d15-8d5e-4cfd-ac49-5919bffb401d"
+                )
             else:
                 event_uuid = event_uuid.lower()
             event_time = raw.get("event_time")
@@ -240,7 +267,11 @@ def judge(raw_events: list[Any], received_ms: int, limits: Limits) -> Judged:
         first = seen.get(event_uuid)
         if first is not None:
             judged.duplicates.append(
-                {"index": index, "event_uuid": event_uuid, "reason": f"same event_uuid as index {first}"}
+                {
+                    "index": index,
+                    "event_uuid": event_uuid,
+                    "reason": f"same event_uuid as index {first}",
+                }
             )
             continue
         seen[event_uuid] = index

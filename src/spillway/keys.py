@@ -68,16 +68,23 @@ def create_project(engine: Engine, name: str) -> q.ProjectRow:
         raise InputError("project name must be 1 to 200 characters")
     with engine.connect().execution_options(write=True) as conn, conn.begin():
         if q.project_by_name(conn, name) is not None:
-            raise InputError(f"a project named {name!r} already exists", status_code=409,
-                             code="conflict")
+            raise InputError(
+                f"a project named {name!r} already exists", status_code=409, code="conflict"
+            )
         row = q.insert_project(
             conn,
             app_id=secrets.token_hex(16),
             name=name,
             external_id="spw-" + secrets.token_hex(12),
         )
-        q.record_audit(conn, actor="cli", action="project.create", project_id=row.id,
-                       target=row.app_id, detail={"name": name})
+        q.record_audit(
+            conn,
+            actor="cli",
+            action="project.create",
+            project_id=row.id,
+            target=row.app_id,
+            detail={"name": name},
+        )
         return row
 
 
@@ -90,8 +97,9 @@ def create_key(
     with engine.connect().execution_options(write=True) as conn, conn.begin():
         project = q.project_by_ref(conn, project_ref)
         if project is None:
-            raise InputError(f"no project named or with id {project_ref!r}", status_code=404,
-                             code="not_found")
+            raise InputError(
+                f"no project named or with id {project_ref!r}", status_code=404, code="not_found"
+            )
         q.insert_key(
             conn,
             key_id=key_id,
@@ -101,8 +109,14 @@ def create_key(
             secret_sealed=box.seal(secret.encode(), context=key_id.encode()),
             name=name,
         )
-        q.record_audit(conn, actor="cli", action="key.create", project_id=project.id,
-                       target=key_id, detail={"scope": scope.value})
+        q.record_audit(
+            conn,
+            actor="cli",
+            action="key.create",
+            project_id=project.id,
+            target=key_id,
+            detail={"scope": scope.value},
+        )
     return IssuedKey(project.app_id, project.name, key_id, secret, scope)
 
 
@@ -123,7 +137,9 @@ class ForbiddenError(InputError):
 def authenticate(engine: Engine, header: str | None) -> Principal:
     """Turn an ``Authorization`` header into a principal, or raise :class:`AuthError`."""
     if not header:
-        raise AuthError("missing Authorization header; send 'Authorization: Bearer <key_id>.<secret>'")
+        raise AuthError(
+            "missing Authorization header; send 'Authorization: Bearer <key_id>.<secret>'"
+        )
     kind, _, token = header.partition(" ")
     if kind.lower() != "bearer" or not token.strip():
         raise AuthError("Authorization must be 'Bearer <key_id>.<secret>'")

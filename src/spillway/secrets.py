@@ -28,7 +28,7 @@ class SecretBox:
         self._aead = AESGCM(self._key)
 
     def seal(self, plaintext: bytes, *, context: bytes = b"") -> bytes:
-        """Encrypt; ``context`` (e.g. a row id) is authenticated so sealed values can't be swapped."""
+        """Encrypt; ``context`` (a row id, say) is authenticated so values can't be swapped."""
         nonce = os.urandom(12)
         header = _VERSION + b":" + self.key_id.encode() + b":"
         return header + nonce + self._aead.encrypt(nonce, plaintext, header + context)

@@ -17,6 +17,7 @@ from spillway.ingest import Limits
 from spillway.secrets import SecretBox
 from spillway.settings import Settings
 from spillway.store.db import create_engine, migrate
+from spillway.store.writer import GroupWriter
 
 
 def build_context(settings: Settings) -> Context:
@@ -28,7 +29,8 @@ def build_context(settings: Settings) -> Context:
         max_events_per_request=settings.max_events_per_request,
         max_event_bytes=settings.max_event_bytes,
     )
-    return Context(settings, engine, SecretBox(settings.service_key()), limits)
+    box = SecretBox(settings.service_key())
+    return Context(settings, engine, box, limits, GroupWriter(engine))
 
 
 class LatencyMiddleware:
@@ -72,6 +74,7 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        context.writer.start()
         if on_startup is not None:
             on_startup(context)
         try:
@@ -79,6 +82,7 @@ def create_app(
         finally:
             if on_shutdown is not None:
                 on_shutdown()
+            context.writer.stop()
 
     app = FastAPI(
         title="Spillway",

@@ -12,6 +12,7 @@ from spillway.ingest import Limits
 from spillway.keys import Principal, Scope, authenticate, require
 from spillway.secrets import SecretBox
 from spillway.settings import Settings
+from spillway.store.writer import GroupWriter
 
 
 @dataclass(frozen=True, slots=True)
@@ -22,6 +23,7 @@ class Context:
     engine: Engine
     box: SecretBox
     limits: Limits
+    writer: GroupWriter
 
 
 def get_context(request: Request) -> Context:

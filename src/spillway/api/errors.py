@@ -7,10 +7,10 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from spillway.api.responses import JSON
 from starlette.exceptions import HTTPException
 
-from spillway.errors import InputError
+from spillway.api.responses import JSON
+from spillway.errors import InputError, TransientError
 
 log = logging.getLogger(__name__)
 
@@ -36,17 +36,19 @@ def install(app: FastAPI) -> None:
         headers = {"WWW-Authenticate": "Bearer"} if exc.status_code == 401 else None
         return JSON(error_body(exc.code, str(exc)), exc.status_code, headers=headers)
 
+    @app.exception_handler(TransientError)
+    async def _transient(_: Request, exc: TransientError) -> JSON:
+        log.warning("answering 503: %s", exc)
+        return JSON(error_body("unavailable", str(exc)), 503, headers={"Retry-After": "1"})
+
     @app.exception_handler(RequestValidationError)
     async def _validation(_: Request, exc: RequestValidationError) -> JSON:
         errors = [
             {k: v for k, v in err.items() if k in ("loc", "msg", "type")} for err in exc.errors()
         ]
-        return JSON(
-            error_body("invalid_request", _describe(errors), details=errors), 422
-        )
+        return JSON(error_body("invalid_request", _describe(errors), details=errors), 422)
 
     @app.exception_handler(HTTPException)
     async def _http(_: Request, exc: HTTPException) -> JSON:
         code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
-        return JSON(error_body(code, str(exc.detail)), exc.status_code,
-                              headers=exc.headers)
+        return JSON(error_body(code, str(exc.detail)), exc.status_code, headers=exc.headers)

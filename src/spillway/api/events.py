@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from fastapi import APIRouter, Request
+from sqlalchemy.exc import SQLAlchemyError
 from starlette.concurrency import run_in_threadpool
 
 from spillway import metrics
 from spillway.api.deps import Context, ContextDep, WriteKey
 from spillway.api.responses import JSON
-from spillway.errors import InputError, TooLarge
-from spillway.ingest import decode_body, ingest, parse_body
+from spillway.errors import InputError, TooLarge, TransientError
+from spillway.ingest import Judged, Outcome, decode_body, judge, outcome, parse_body
+from spillway.store.db import now_ms
 
 router = APIRouter(prefix="/api/v1", tags=["events"])
 
@@ -50,40 +53,52 @@ async def read_body(request: Request, limit: int) -> bytes:
     return b"".join(chunks)
 
 
-def ingest_body(
-    context: Context, project_id: int, body: bytes, content_type: str | None,
-    content_encoding: str | None,
-) -> tuple[int, dict[str, Any]]:
-    """Decode, judge and store one request body; returns (status, answer)."""
+def judge_body(
+    context: Context, body: bytes, content_type: str | None, content_encoding: str | None
+) -> tuple[int, Judged]:
+    """Decode and judge one request body (CPU work, run off the event loop)."""
     raw = parse_body(decode_body(body, content_encoding, context.limits), content_type)
-    outcome = ingest(context.engine, project_id, raw, context.limits)
-    metrics.EVENTS_ACCEPTED.inc(outcome.accepted)
-    metrics.EVENTS_DUPLICATE.inc(len(outcome.duplicates))
-    if outcome.rejected:
-        metrics.EVENTS_REJECTED.inc(len(outcome.rejected))
-    answer: dict[str, Any] = {
-        "received": outcome.received,
-        "accepted": outcome.accepted,
-        "duplicate": len(outcome.duplicates),
-        "rejected": outcome.rejected,
-        "duplicates": outcome.duplicates,
+    received = now_ms()
+    return received, judge(raw, received, context.limits)
+
+
+def answer(result: Outcome) -> tuple[int, dict[str, Any]]:
+    """The HTTP status and body for an ingest outcome."""
+    metrics.EVENTS_ACCEPTED.inc(result.accepted)
+    metrics.EVENTS_DUPLICATE.inc(len(result.duplicates))
+    if result.rejected:
+        metrics.EVENTS_REJECTED.inc(len(result.rejected))
+    body: dict[str, Any] = {
+        "received": result.received,
+        "accepted": result.accepted,
+        "duplicate": len(result.duplicates),
+        "rejected": result.rejected,
+        "duplicates": result.duplicates,
     }
-    if outcome.accepted == 0 and not outcome.duplicates:
-        message = f"none of the {outcome.received} events was valid; see 'rejected'"
-        return 400, {"error": "no_valid_events", "message": message, **answer}
-    return 200, answer
+    if result.accepted == 0 and not result.duplicates:
+        message = f"none of the {result.received} events was valid; see 'rejected'"
+        return 400, {"error": "no_valid_events", "message": message, **body}
+    return 200, body
 
 
 @router.post("/events", description=_INGEST_DOC, response_class=JSON)
 async def post_events(request: Request, context: ContextDep, principal: WriteKey) -> JSON:
     """Ingest a batch of events."""
     body = await read_body(request, context.limits.max_request_bytes)
-    status, answer = await run_in_threadpool(
-        ingest_body,
+    received, judged = await run_in_threadpool(
+        judge_body,
         context,
-        principal.project_id,
         body,
         request.headers.get("content-type"),
         request.headers.get("content-encoding"),
     )
-    return JSON(answer, status)
+    future = context.writer.submit(principal.project_id, received, judged.rows)
+    try:
+        existing = await asyncio.wrap_future(future)
+    except SQLAlchemyError as exc:
+        raise TransientError(
+            f"the database could not store the batch ({exc.__class__.__name__}); nothing was "
+            "stored, send it again"
+        ) from exc
+    status, result = answer(outcome(judged, existing))
+    return JSON(result, status)

@@ -31,8 +31,7 @@ class Worker:
         pruned = prune_before(self.engine, cutoff, self.retention_batch_size)
         if pruned:
             metrics.EVENTS_PRUNED.inc(pruned)
-            log.info("retention removed %d events older than %d days", pruned,
-                     self.retention_days)
+            log.info("retention removed %d events older than %d days", pruned, self.retention_days)
         return {"pruned": pruned}
 
     def run_forever(self, stop: threading.Event) -> None:

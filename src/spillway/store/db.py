@@ -48,6 +48,11 @@ def _sqlite_engine(url: str) -> Engine:
         # the last commits, which is the usual trade for a 10x faster commit.
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.execute("PRAGMA foreign_keys=ON")
+        # A larger page cache keeps the uuid index's random pages in memory, and rarer
+        # checkpoints mean fewer fsyncs; both matter most for ingest throughput.
+        cursor.execute("PRAGMA cache_size=-65536")
+        cursor.execute("PRAGMA wal_autocheckpoint=10000")
+        cursor.execute("PRAGMA temp_store=MEMORY")
         cursor.execute("PRAGMA busy_timeout=30000")
         cursor.close()
 

@@ -9,9 +9,21 @@ from sqlalchemy.engine import Connection
 
 from spillway.store.schema import endpoints
 
-_FIELDS = ("user_id", "channel_type", "address", "endpoint_status", "opt_out", "attributes",
-           "user_attributes", "demographic", "location", "metrics", "effective_date",
-           "created_at", "updated_at")
+_FIELDS = (
+    "user_id",
+    "channel_type",
+    "address",
+    "endpoint_status",
+    "opt_out",
+    "attributes",
+    "user_attributes",
+    "demographic",
+    "location",
+    "metrics",
+    "effective_date",
+    "created_at",
+    "updated_at",
+)
 
 
 def get_endpoint(conn: Connection, project_id: int, endpoint_id: str) -> dict[str, Any] | None:
@@ -68,7 +80,11 @@ def delete_endpoint(conn: Connection, project_id: int, endpoint_id: str) -> bool
 
 
 def list_endpoints(
-    conn: Connection, project_id: int, *, user_id: str | None = None, limit: int = 100,
+    conn: Connection,
+    project_id: int,
+    *,
+    user_id: str | None = None,
+    limit: int = 100,
     after: str | None = None,
 ) -> list[dict[str, Any]]:
     """Endpoints of a project in id order, optionally one user's, paged by ``after``."""

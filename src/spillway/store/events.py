@@ -16,32 +16,45 @@ _LOOKUP_CHUNK = 500
 EventRow = tuple[int, str, str, str, str, bytes]  # event_time, uuid, type, name, uid, payload
 
 
+Batch = tuple[int, int, Sequence[EventRow]]  # project_id, received_ms, rows
+
+
 def insert_events(
     engine: Engine, project_id: int, received_ms: int, rows: Sequence[EventRow]
 ) -> set[str]:
-    """Store new events; return the uuids that were already stored (and so were skipped).
+    """Store new events; return the uuids that were already stored (and so were skipped)."""
+    return insert_batches(engine, [(project_id, received_ms, rows)])[0]
+
+
+def insert_batches(engine: Engine, batches: Sequence[Batch]) -> list[set[str]]:
+    """Store several batches in one transaction; per batch, the uuids already stored.
 
     Writers are serialised (BEGIN IMMEDIATE on SQLite, an advisory lock on PostgreSQL) so that
     sequence numbers become visible in commit order: an export's high-water mark can then never
-    pass a sequence that is still in flight (DESIGN.md invariant 1).
+    pass a sequence that is still in flight (DESIGN.md invariant 1). Batches are checked in
+    order inside the transaction, so a uuid in two batches of one group is stored once.
     """
-    if not rows:
-        return set()
+    results: list[set[str]] = []
     with engine.connect().execution_options(write=True) as conn, conn.begin():
         write_lock(conn, PG_LOCK_INGEST)
-        existing = _existing_uuids(conn, project_id, [row[1] for row in rows])
-        fresh = rows if not existing else [row for row in rows if row[1] not in existing]
-        if fresh:
-            placeholder = "?" if conn.dialect.paramstyle == "qmark" else "%s"
-            sql = (
-                "INSERT INTO events (project_id, received_at, event_time, event_uuid, "
-                "event_type, event_name, uid, payload) VALUES ("
-                + ", ".join([placeholder] * 8)
-                + ") ON CONFLICT (project_id, event_uuid) DO NOTHING"
-            )
-            # exec_driver_sql hands the tuples straight to the driver's executemany.
-            conn.exec_driver_sql(sql, [(project_id, received_ms, *row) for row in fresh])
-    return existing
+        placeholder = "?" if conn.dialect.paramstyle == "qmark" else "%s"
+        sql = (
+            "INSERT INTO events (project_id, received_at, event_time, event_uuid, "
+            "event_type, event_name, uid, payload) VALUES ("
+            + ", ".join([placeholder] * 8)
+            + ") ON CONFLICT (project_id, event_uuid) DO NOTHING"
+        )
+        for project_id, received_ms, rows in batches:
+            if not rows:
+                results.append(set())
+                continue
+            existing = _existing_uuids(conn, project_id, [row[1] for row in rows])
+            fresh = rows if not existing else [row for row in rows if row[1] not in existing]
+            if fresh:
+                # exec_driver_sql hands the tuples straight to the driver's executemany.
+                conn.exec_driver_sql(sql, [(project_id, received_ms, *row) for row in fresh])
+            results.append(existing)
+    return results
 
 
 def _existing_uuids(conn: Connection, project_id: int, uuids: list[str]) -> set[str]:

@@ -48,12 +48,17 @@ def insert_project(conn: Connection, *, app_id: str, name: str, external_id: str
 
 
 def _project(row: sa.Row[Any] | None) -> ProjectRow | None:
-    return None if row is None else ProjectRow(*row)
+    return None if row is None else ProjectRow(**row._mapping)
 
 
 def _columns() -> list[sa.Column[Any]]:
-    return [projects.c.id, projects.c.app_id, projects.c.name, projects.c.external_id,
-            projects.c.created_at]
+    return [
+        projects.c.id,
+        projects.c.app_id,
+        projects.c.name,
+        projects.c.external_id,
+        projects.c.created_at,
+    ]
 
 
 def project_by_name(conn: Connection, name: str) -> ProjectRow | None:
@@ -76,7 +81,7 @@ def project_by_id(conn: Connection, project_id: int) -> ProjectRow | None:
 def list_projects(conn: Connection) -> list[ProjectRow]:
     """Every project, oldest first."""
     rows = conn.execute(sa.select(*_columns()).order_by(projects.c.id)).all()
-    return [ProjectRow(*row) for row in rows]
+    return [ProjectRow(**row._mapping) for row in rows]
 
 
 def insert_key(
@@ -114,7 +119,7 @@ def key_by_id(conn: Connection, key_id: str) -> KeyRow | None:
             integration_keys.c.revoked_at,
         ).where(integration_keys.c.key_id == key_id)
     ).first()
-    return None if row is None else KeyRow(*row)
+    return None if row is None else KeyRow(**row._mapping)
 
 
 def sealed_secret(conn: Connection, key_id: str) -> bytes | None:
