@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from functools import cache
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
@@ -10,8 +11,9 @@ from sqlalchemy.engine import Connection, Engine
 from spillway.store.db import PG_LOCK_INGEST, write_lock
 from spillway.store.schema import events
 
-# Rows per IN (...) lookup; far below SQLite's and PostgreSQL's parameter limits.
-_LOOKUP_CHUNK = 500
+# Rows per multi-row INSERT: 8 parameters a row stays far below SQLite's 32,766 and
+# PostgreSQL's 65,535 parameter limits.
+_INSERT_CHUNK = 1_000
 
 EventRow = tuple[int, str, str, str, str, bytes]  # event_time, uuid, type, name, uid, payload
 
@@ -31,41 +33,37 @@ def insert_batches(engine: Engine, batches: Sequence[Batch]) -> list[set[str]]:
 
     Writers are serialised (BEGIN IMMEDIATE on SQLite, an advisory lock on PostgreSQL) so that
     sequence numbers become visible in commit order: an export's high-water mark can then never
-    pass a sequence that is still in flight (DESIGN.md invariant 1). Batches are checked in
+    pass a sequence that is still in flight (DESIGN.md invariant 1). Batches are inserted in
     order inside the transaction, so a uuid in two batches of one group is stored once.
     """
     results: list[set[str]] = []
     with engine.connect().execution_options(write=True) as conn, conn.begin():
         write_lock(conn, PG_LOCK_INGEST)
-        placeholder = "?" if conn.dialect.paramstyle == "qmark" else "%s"
-        sql = (
-            "INSERT INTO events (project_id, received_at, event_time, event_uuid, "
-            "event_type, event_name, uid, payload) VALUES ("
-            + ", ".join([placeholder] * 8)
-            + ") ON CONFLICT (project_id, event_uuid) DO NOTHING"
-        )
+        qmark = conn.dialect.paramstyle == "qmark"
         for project_id, received_ms, rows in batches:
-            if not rows:
-                results.append(set())
-                continue
-            existing = _existing_uuids(conn, project_id, [row[1] for row in rows])
-            fresh = rows if not existing else [row for row in rows if row[1] not in existing]
-            if fresh:
-                # exec_driver_sql hands the tuples straight to the driver's executemany.
-                conn.exec_driver_sql(sql, [(project_id, received_ms, *row) for row in fresh])
+            existing: set[str] = set()
+            for start in range(0, len(rows), _INSERT_CHUNK):
+                chunk = rows[start : start + _INSERT_CHUNK]
+                params = [value for row in chunk for value in (project_id, received_ms, *row)]
+                # The unique index decides what is new; RETURNING names what went in.
+                stored = conn.exec_driver_sql(_insert_sql(len(chunk), qmark), tuple(params))
+                inserted = set(stored.scalars())
+                if len(inserted) < len(chunk):
+                    existing.update(row[1] for row in chunk if row[1] not in inserted)
             results.append(existing)
     return results
 
 
-def _existing_uuids(conn: Connection, project_id: int, uuids: list[str]) -> set[str]:
-    found: set[str] = set()
-    for start in range(0, len(uuids), _LOOKUP_CHUNK):
-        chunk = uuids[start : start + _LOOKUP_CHUNK]
-        query = sa.select(events.c.event_uuid).where(
-            events.c.project_id == project_id, events.c.event_uuid.in_(chunk)
-        )
-        found.update(conn.execute(query).scalars())
-    return found
+@cache
+def _insert_sql(rows: int, qmark: bool) -> str:
+    placeholder = "?" if qmark else "%s"
+    values = "(" + ", ".join([placeholder] * 8) + ")"
+    return (
+        "INSERT INTO events (project_id, received_at, event_time, event_uuid, event_type, "
+        "event_name, uid, payload) VALUES "
+        + ", ".join([values] * rows)
+        + " ON CONFLICT (project_id, event_uuid) DO NOTHING RETURNING event_uuid"
+    )
 
 
 def count_events(conn: Connection, project_id: int | None = None) -> int:
