@@ -137,9 +137,10 @@ def main() -> None:
     parser.add_argument("--events", type=int, default=200_000)
     parser.add_argument("--batch", type=int, default=500)
     parser.add_argument("--clients", type=int, default=4)
+    parser.add_argument("--dir", default=None, help="where the databases go (default: /tmp)")
     args = parser.parse_args()
     batches = make_batches(args.events, args.batch)
-    with tempfile.TemporaryDirectory(prefix="spillway-bench-") as tmp:
+    with tempfile.TemporaryDirectory(prefix="spillway-bench-", dir=args.dir) as tmp:
         workdir = Path(tmp)
         api = http_rate(batches, workdir, args.clients)
         raw = raw_insert_rate(batches, workdir)
