@@ -65,7 +65,9 @@ def postgres() -> Iterator[str]:
         try:
             user = pwd.getpwnam("postgres")
         except KeyError:
-            raise ServerFailed("running as root and there is no 'postgres' user to run as") from None
+            raise ServerFailed(
+                "running as root and there is no 'postgres' user to run as"
+            ) from None
         for path in (root, sock):
             os.chown(path, user.pw_uid, user.pw_gid)
         prefix = ["runuser", "-u", "postgres", "--"]
@@ -77,12 +79,17 @@ def postgres() -> Iterator[str]:
             raise ServerFailed(f"{' '.join(args[:2])} failed: {result.stderr or result.stdout}")
 
     run(initdb, "-D", str(data), "-A", "trust", "-U", "spillway", "-E", "UTF8", "--no-sync")
-    options = f"-p {port} -k {sock} -c listen_addresses=127.0.0.1 -c fsync=off " \
-              "-c synchronous_commit=off -c full_page_writes=off -c max_connections=200"
+    options = (
+        f"-p {port} -k {sock} -c listen_addresses=127.0.0.1 -c fsync=off "
+        "-c synchronous_commit=off -c full_page_writes=off -c max_connections=200"
+    )
     run(pg_ctl, "-D", str(data), "-o", options, "-l", str(root / "log"), "-w", "start")
     try:
         yield f"postgresql+psycopg://spillway@127.0.0.1:{port}/postgres"
     finally:
-        subprocess.run([*prefix, pg_ctl, "-D", str(data), "-m", "immediate", "stop"],
-                       capture_output=True, check=False)
+        subprocess.run(
+            [*prefix, pg_ctl, "-D", str(data), "-m", "immediate", "stop"],
+            capture_output=True,
+            check=False,
+        )
         shutil.rmtree(root, ignore_errors=True)

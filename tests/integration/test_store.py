@@ -19,8 +19,10 @@ from spillway.store.schema import events, metadata
 
 
 def _rows(count: int, uid: str = "u1") -> list[q.EventRow]:
-    return [(1_700_000_000_000, str(uuid.uuid4()), "USER_ACTION_EVENT", "Open", uid, b"{}")
-            for _ in range(count)]
+    return [
+        (1_700_000_000_000, str(uuid.uuid4()), "USER_ACTION_EVENT", "Open", uid, b"{}")
+        for _ in range(count)
+    ]
 
 
 def test_migrations_build_exactly_the_declared_schema(db_url: str) -> None:
@@ -82,9 +84,16 @@ def test_sequence_order_is_commit_order(engine: Engine) -> None:
     tx = holder.begin()
     write_lock(holder, PG_LOCK_INGEST)
     holder.execute(
-        events.insert().values(project_id=project, received_at=now_ms(), event_time=0,
-                               event_uuid=str(uuid.uuid4()), event_type="T", event_name="first",
-                               uid="u", payload=b"{}")
+        events.insert().values(
+            project_id=project,
+            received_at=now_ms(),
+            event_time=0,
+            event_uuid=str(uuid.uuid4()),
+            event_type="T",
+            event_name="first",
+            uid="u",
+            payload=b"{}",
+        )
     )
 
     def second_writer() -> None:
