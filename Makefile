@@ -4,6 +4,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
+AZURITE := .tools/node_modules/.bin/azurite-blob
 
 .DEFAULT_GOAL := help
 
@@ -18,6 +19,10 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP) ## Create .venv and install Spillway with its dev tools
 
+$(AZURITE): ## Azurite, the Azure Blob test server (npm, into .tools/)
+	mkdir -p .tools
+	npm install --prefix .tools --silent --no-audit --no-fund azurite@3
+
 system-deps: ## Install the test servers' system packages (PostgreSQL, gnupg) when missing
 	@scripts/system-deps.sh
 
@@ -29,7 +34,7 @@ lint: $(STAMP) ## ruff and mypy
 	$(BIN)/ruff format --check src tests benchmarks
 	$(BIN)/mypy
 
-test: $(STAMP) system-deps lint ## Lint, then run the whole test suite against real servers
+test: system-deps $(STAMP) $(AZURITE) lint ## Lint, then run the whole test suite against real servers
 	$(BIN)/pytest
 
 bench: $(STAMP) ## Run the benchmarks and print their figures

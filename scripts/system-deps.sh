@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Installs what the test suite's real servers need, when it is missing: PostgreSQL and gnupg.
+# Installs what the test suite's real servers need, when missing: PostgreSQL, gnupg, Node.js.
 # Runs as part of `make test` so a fresh machine needs nothing else.
 set -euo pipefail
 
@@ -7,6 +7,8 @@ need=()
 ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || command -v initdb >/dev/null 2>&1 \
   || need+=(postgresql)
 command -v gpg >/dev/null 2>&1 || need+=(gnupg)
+command -v npm >/dev/null 2>&1 || need+=(nodejs npm)
+command -v runuser >/dev/null 2>&1 || need+=(util-linux)
 
 if [ ${#need[@]} -eq 0 ]; then
   exit 0

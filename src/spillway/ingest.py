@@ -5,6 +5,7 @@ This is the ingest hot path; it avoids per-event objects beyond one dict and one
 
 from __future__ import annotations
 
+import math
 import re
 import uuid
 import zlib
@@ -182,8 +183,10 @@ class _BadLine:
 
 def _parse_ndjson(body: bytes) -> list[Any]:
     out: list[Any] = []
-    for line in body.split(b"\n"):
-        if not line.strip():
+    for raw_line in body.split(b"\n"):
+        # json-seq (RFC 7464) starts each record with the RS character.
+        line = raw_line.strip(b"\x1e \t\r")
+        if not line:
             continue
         try:
             out.append(orjson.loads(line))
@@ -229,7 +232,7 @@ def judge(raw_events: list[Any], received_ms: int, limits: Limits) -> Judged:
             if type(uid) is not str or not 0 < len(uid) <= _MAX_TEXT:
                 uid = _text(uid, "uid", required=True)
             event_type = raw.get("event_type") or "USER_ACTION_EVENT"
-            if event_type not in known_types:
+            if type(event_type) is not str or event_type not in known_types:
                 if type(event_type) is not str or not _EVENT_TYPE.fullmatch(event_type):
                     raise ValueError(
                         "event_type must be upper-case letters, digits and '_' (e.g. "
@@ -359,8 +362,12 @@ def _event_seconds(value: Any) -> float:
             seconds = parsed.timestamp()
     else:
         raise ValueError("event_time must be epoch seconds or an ISO 8601 string")
-    if not 0 <= seconds < _MAX_EPOCH_S:
-        if seconds >= _MAX_EPOCH_S:
-            raise ValueError("event_time looks like milliseconds; send epoch seconds")
+    if not math.isfinite(seconds):
+        raise ValueError("event_time must be a finite number of epoch seconds")
+    if seconds < 0:
         raise ValueError("event_time must not be before 1970")
+    if seconds >= _MAX_EPOCH_S:
+        if type(value) is str and not value.replace(".", "", 1).isdigit():
+            raise ValueError("event_time is too far in the future")
+        raise ValueError("event_time looks like milliseconds; send epoch seconds")
     return seconds

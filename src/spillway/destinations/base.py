@@ -1,0 +1,298 @@
+"""The destination interface: what every object store offers the engine and the API.
+
+An object store writes objects by streaming (``open_object`` → ``write`` … → ``commit`` or
+``abort``), reads, lists and deletes them, and validates itself as an ordered list of checks.
+Nothing here knows about HTTP or SQL.
+"""
+
+from __future__ import annotations
+
+import abc
+import secrets
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from enum import StrEnum
+from types import TracebackType
+from typing import Any, ClassVar, Self
+
+from spillway.errors import TerminalError
+
+# Smallest part S3 accepts for all parts but the last; we use it for every store so memory per
+# open object is bounded by one part, whatever the object's size.
+DEFAULT_PART_SIZE = 8 * 1024 * 1024
+
+
+class CheckStatus(StrEnum):
+    """The outcome of one validation step."""
+
+    PASSED = "passed"
+    FAILED = "failed"
+    SKIPPED = "skipped"
+
+
+@dataclass(frozen=True, slots=True)
+class Check:
+    """One validation step, with a message a person can act on."""
+
+    name: str
+    status: CheckStatus
+    message: str
+
+    @classmethod
+    def passed(cls, name: str, message: str) -> Check:
+        """A step that worked."""
+        return cls(name, CheckStatus.PASSED, message)
+
+    @classmethod
+    def failed(cls, name: str, message: str) -> Check:
+        """A step that did not work; the message says what to fix."""
+        return cls(name, CheckStatus.FAILED, message)
+
+    @classmethod
+    def skipped(cls, name: str, message: str) -> Check:
+        """A step not run; the message says why."""
+        return cls(name, CheckStatus.SKIPPED, message)
+
+    def as_dict(self) -> dict[str, str]:
+        """The JSON shape the API, UI and CLI share."""
+        return {"name": self.name, "status": self.status.value, "message": self.message}
+
+
+def all_passed(checks: list[Check]) -> bool:
+    """True when no check failed (skipped ones don't count against)."""
+    return all(check.status is not CheckStatus.FAILED for check in checks)
+
+
+@dataclass(frozen=True, slots=True)
+class Needs:
+    """Which operations beyond writing the configured features rely on."""
+
+    read: bool = False  # read-back verification of uploaded files
+    list: bool = False  # finding leftovers of failed attempts
+    delete: bool = False  # removing those leftovers (and the validation object)
+
+
+@dataclass(frozen=True, slots=True)
+class Capabilities:
+    """What a destination kind can do."""
+
+    objects: bool = True
+    streams: bool = False
+    multipart: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class StoredObject:
+    """A committed object."""
+
+    key: str
+    size: int
+    details: dict[str, Any]
+
+
+class ObjectWriter(abc.ABC):
+    """Streams one object; nothing is visible under ``key`` until :meth:`commit`."""
+
+    def __init__(self, key: str) -> None:
+        self.key = key
+        self.size = 0
+        self._done = False
+
+    def write(self, chunk: bytes) -> None:
+        """Append bytes; large objects go up part by part as they fill."""
+        if self._done:
+            raise RuntimeError(f"object {self.key} is already committed or aborted")
+        if chunk:
+            self.size += len(chunk)
+            self._write(chunk)
+
+    def commit(self) -> StoredObject:
+        """Make the object visible under its key (replacing any object there)."""
+        if self._done:
+            raise RuntimeError(f"object {self.key} is already committed or aborted")
+        self._done = True
+        return self._commit()
+
+    def abort(self) -> None:
+        """Drop everything written; no object appears. Safe to call more than once."""
+        if not self._done:
+            self._done = True
+            self._abort()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if exc_type is not None:
+            self.abort()
+        elif not self._done:
+            self.commit()
+
+    @abc.abstractmethod
+    def _write(self, chunk: bytes) -> None: ...
+
+    @abc.abstractmethod
+    def _commit(self) -> StoredObject: ...
+
+    @abc.abstractmethod
+    def _abort(self) -> None: ...
+
+
+class PartBuffer:
+    """Collects writes into parts of a fixed size, so memory stays at about one part."""
+
+    def __init__(self, part_size: int) -> None:
+        self.part_size = part_size
+        self._chunks: list[bytes] = []
+        self._size = 0
+
+    def add(self, chunk: bytes) -> Iterator[bytes]:
+        """Add bytes; yield every full part now available."""
+        self._chunks.append(chunk)
+        self._size += len(chunk)
+        while self._size >= self.part_size:
+            data = b"".join(self._chunks)
+            part, rest = data[: self.part_size], data[self.part_size :]
+            self._chunks = [rest] if rest else []
+            self._size = len(rest)
+            yield part
+
+    def rest(self) -> bytes:
+        """What is left (less than one part)."""
+        data = b"".join(self._chunks)
+        self._chunks, self._size = [], 0
+        return data
+
+
+class ObjectStore(abc.ABC):
+    """A bucket-like destination: S3, GCS, Azure Blob, a local folder."""
+
+    kind: ClassVar[str]
+    capabilities: ClassVar[Capabilities] = Capabilities()
+
+    def __init__(self, folder: str, *, part_size: int = DEFAULT_PART_SIZE) -> None:
+        self.folder = folder.strip("/")
+        self.part_size = part_size
+
+    @abc.abstractmethod
+    def open_object(
+        self, key: str, *, content_type: str = "application/octet-stream"
+    ) -> ObjectWriter:
+        """Start streaming an object to ``key`` (relative to the bucket)."""
+
+    @abc.abstractmethod
+    def read_object(self, key: str) -> bytes:
+        """The whole object's bytes (for verification and tests: small objects)."""
+
+    @abc.abstractmethod
+    def list_objects(self, prefix: str) -> list[str]:
+        """Keys under ``prefix``, sorted."""
+
+    @abc.abstractmethod
+    def delete_object(self, key: str) -> None:
+        """Remove an object; no error when it is already gone."""
+
+    @abc.abstractmethod
+    def validate(self, needs: Needs) -> list[Check]:
+        """Run the ordered checks of this kind against the real service."""
+
+    def put_object(
+        self, key: str, data: bytes, *, content_type: str = "application/octet-stream"
+    ) -> StoredObject:
+        """Write a small object in one go."""
+        writer = self.open_object(key, content_type=content_type)
+        try:
+            writer.write(data)
+            return writer.commit()
+        except BaseException:
+            writer.abort()
+            raise
+
+    def validation_key(self) -> str:
+        """A clearly named key for the test object, under the prefix exports write to."""
+        stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+        name = f"spillway-validation/test-{stamp}-{secrets.token_hex(4)}.txt"
+        return f"{self.folder}_{name}" if self.folder else name
+
+    def close(self) -> None:
+        """Release clients and connections."""
+        return None
+
+
+class DestinationError(TerminalError):
+    """A destination refused an operation for a reason a person must fix."""
+
+
+def object_checks(
+    store: ObjectStore, needs: Needs, explain: Callable[[Exception], str]
+) -> list[Check]:
+    """The write / read / list / delete steps every object store shares.
+
+    ``explain`` turns a kind's exception into a sentence a person can act on.
+    """
+    key = store.validation_key()
+    body = b"Spillway validation object. Safe to delete.\n"
+    checks: list[Check] = []
+    try:
+        store.put_object(key, body, content_type="text/plain")
+    except Exception as exc:
+        checks.append(
+            Check.failed("write", f"could not write a test object to {key}: {explain(exc)}")
+        )
+        for name in ("read", "list", "delete"):
+            checks.append(Check.skipped(name, "not run: the write check failed"))
+        return checks
+    checks.append(Check.passed("write", f"wrote test object {key}"))
+
+    if needs.read:
+        try:
+            same = store.read_object(key) == body
+            checks.append(
+                Check.passed("read", "read the test object back, byte for byte")
+                if same
+                else Check.failed(
+                    "read", f"read {key} back but its bytes differ from what was written"
+                )
+            )
+        except Exception as exc:
+            checks.append(Check.failed("read", f"could not read {key}: {explain(exc)}"))
+    else:
+        checks.append(Check.skipped("read", "not needed: read-back verification is off"))
+
+    if needs.list:
+        try:
+            prefix = key.rsplit("/", 1)[0] + "/"
+            found = key in store.list_objects(prefix)
+            checks.append(
+                Check.passed("list", f"listed {prefix} and found the test object")
+                if found
+                else Check.failed("list", f"listed {prefix} but the test object was not there")
+            )
+        except Exception as exc:
+            checks.append(Check.failed("list", f"could not list objects: {explain(exc)}"))
+    else:
+        checks.append(Check.skipped("list", "not needed: cleanup of failed attempts is off"))
+
+    if needs.delete:
+        try:
+            store.delete_object(key)
+            checks.append(Check.passed("delete", "deleted the test object"))
+        except Exception as exc:
+            checks.append(
+                Check.failed(
+                    "delete", f"could not delete {key} (it is left in place): {explain(exc)}"
+                )
+            )
+    else:
+        checks.append(
+            Check.skipped(
+                "delete", f"not needed: cleanup is off, so the test object stays at {key}"
+            )
+        )
+    return checks

@@ -1,0 +1,1 @@
+"""A folder on the Spillway machine's own disk: for trying Spillway out."""
