@@ -13,6 +13,12 @@ from sqlalchemy.engine import Engine
 from spillway.store.db import create_engine, migrate
 from tests import servers
 
+# Each destination kind's test server and fresh-bucket fixtures (the conformance suite's cases).
+pytest_plugins = [
+    "tests.integration.destinations.case_local",
+    "tests.integration.destinations.case_s3",
+]
+
 
 @pytest.fixture(scope="session")
 def postgres_url() -> Iterator[str]:

@@ -34,7 +34,11 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(InputError)
     async def _input(_: Request, exc: InputError) -> JSON:
         headers = {"WWW-Authenticate": "Bearer"} if exc.status_code == 401 else None
-        return JSON(error_body(exc.code, str(exc)), exc.status_code, headers=headers)
+        extra: dict[str, Any] = {}
+        checks = getattr(exc, "checks", None)
+        if checks is not None:
+            extra["checks"] = [check.as_dict() for check in checks]
+        return JSON(error_body(exc.code, str(exc), **extra), exc.status_code, headers=headers)
 
     @app.exception_handler(TransientError)
     async def _transient(_: Request, exc: TransientError) -> JSON:

@@ -97,3 +97,47 @@ audit_log = sa.Table(
     sa.Column("target", sa.String(128), nullable=True),
     sa.Column("detail", sa.JSON, nullable=False),
 )
+
+destinations = sa.Table(
+    "destinations",
+    metadata,
+    sa.Column("id", sa.String(32), primary_key=True),
+    sa.Column("project_id", BigId, sa.ForeignKey("projects.id"), nullable=False, index=True),
+    sa.Column("name", sa.String(200), nullable=False),
+    sa.Column("kind", sa.String(32), nullable=False),
+    sa.Column("config", sa.JSON, nullable=False),
+    sa.Column("features", sa.JSON, nullable=False),
+    # Sealed with the service key (secrets.SecretBox); the masked view is kept beside it.
+    sa.Column("credentials_sealed", sa.LargeBinary, nullable=False),
+    sa.Column("credentials_public", sa.JSON, nullable=False),
+    sa.Column("credentials_version", sa.Integer, nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("last_validation", sa.JSON, nullable=True),
+    sa.Column("validated_at", sa.BigInteger, nullable=True),
+    sa.Column("created_at", sa.BigInteger, nullable=False),
+    sa.Column("updated_at", sa.BigInteger, nullable=False),
+    sa.Column("deleted_at", sa.BigInteger, nullable=True),
+)
+
+exports = sa.Table(
+    "exports",
+    metadata,
+    sa.Column("id", sa.String(32), primary_key=True),
+    sa.Column("project_id", BigId, sa.ForeignKey("projects.id"), nullable=False, index=True),
+    sa.Column("name", sa.String(200), nullable=False),
+    sa.Column(
+        "destination_id",
+        sa.String(32),
+        sa.ForeignKey("destinations.id"),
+        nullable=False,
+        index=True,
+    ),
+    sa.Column("frequency", sa.String(32), nullable=False),
+    sa.Column("settings", sa.JSON, nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),  # active | failing | disabled
+    sa.Column("status_reason", sa.Text, nullable=True),
+    sa.Column("cursor_seq", sa.BigInteger, nullable=False),
+    sa.Column("created_at", sa.BigInteger, nullable=False),
+    sa.Column("updated_at", sa.BigInteger, nullable=False),
+    sa.Column("deleted_at", sa.BigInteger, nullable=True),
+)

@@ -1,0 +1,132 @@
+"""Destinations: connect, validate, update, rotate credentials, delete (SPEC R7-R10)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter
+from pydantic import BaseModel, ConfigDict, Field
+from starlette.concurrency import run_in_threadpool
+
+from spillway import lifecycle
+from spillway.api.deps import ContextDep, ReadKey, WriteKey
+from spillway.api.responses import JSON
+from spillway.keys import Principal
+from spillway.store import catalog
+
+router = APIRouter(prefix="/api/v1/destinations", tags=["destinations"])
+
+
+class DestinationIn(BaseModel):
+    """A destination to validate or create. ``config`` and ``credentials`` depend on ``kind``."""
+
+    model_config = ConfigDict(extra="forbid")
+    name: str = Field(default="", max_length=200)
+    kind: str = Field(description="s3, gcs, azure_blob or local")
+    config: dict[str, Any] = Field(default_factory=dict)
+    credentials: dict[str, Any] = Field(default_factory=dict)
+    features: dict[str, bool] = Field(
+        default_factory=dict, description="read_back and cleanup (both off by default)"
+    )
+    force: bool = Field(default=False, description="Create without validating first.")
+
+
+class DestinationPatch(BaseModel):
+    """What may change in place: where it writes, its name, its features."""
+
+    model_config = ConfigDict(extra="forbid")
+    name: str | None = Field(default=None, max_length=200)
+    config: dict[str, Any] = Field(default_factory=dict)
+    features: dict[str, bool] = Field(default_factory=dict)
+    force: bool = False
+
+
+def _actor(principal: Principal) -> lifecycle.Actor:
+    return lifecycle.Actor(f"key:{principal.key_id}", principal.project_id)
+
+
+def _checks(checks: list[Any]) -> list[dict[str, str]]:
+    return [check.as_dict() for check in checks]
+
+
+@router.post("/validate", response_class=JSON)
+async def validate_new(body: DestinationIn, context: ContextDep, principal: WriteKey) -> JSON:
+    """Run the checks without storing anything (the form's "Validate" button)."""
+    checks = await run_in_threadpool(
+        lifecycle.check,
+        context.engine,
+        principal.project_id,
+        body.kind,
+        body.config,
+        body.credentials,
+        body.features,
+    )
+    ok = all(c.status.value != "failed" for c in checks)
+    return JSON({"ok": ok, "checks": _checks(checks)})
+
+
+@router.post("", status_code=201, response_class=JSON)
+async def create(body: DestinationIn, context: ContextDep, principal: WriteKey) -> JSON:
+    """Validate, then store. With ``force`` the checks are skipped."""
+    row, checks = await run_in_threadpool(
+        lifecycle.create, context.engine, context.box, _actor(principal), body.model_dump()
+    )
+    return JSON({**lifecycle.public(row), "checks": _checks(checks)}, 201)
+
+
+@router.get("", response_class=JSON)
+def list_all(context: ContextDep, principal: ReadKey) -> dict[str, Any]:
+    """Every destination of the project."""
+    with context.engine.connect() as conn:
+        rows = catalog.list_destinations(conn, principal.project_id)
+    return {"destinations": [lifecycle.public(row) for row in rows]}
+
+
+@router.get("/{destination_id}", response_class=JSON)
+def get_one(destination_id: str, context: ContextDep, principal: ReadKey) -> dict[str, Any]:
+    """One destination, credentials masked."""
+    return lifecycle.public(lifecycle.get(context.engine, principal.project_id, destination_id))
+
+
+@router.patch("/{destination_id}", response_class=JSON)
+async def update(
+    destination_id: str, body: DestinationPatch, context: ContextDep, principal: WriteKey
+) -> JSON:
+    """Change bucket, folder, region, endpoint or encryption; re-validates before saving."""
+    row, checks = await run_in_threadpool(
+        lifecycle.update,
+        context.engine,
+        context.box,
+        _actor(principal),
+        destination_id,
+        body.model_dump(exclude_none=True),
+    )
+    return JSON({**lifecycle.public(row), "checks": _checks(checks)})
+
+
+@router.post("/{destination_id}/validate", response_class=JSON)
+async def validate_stored(destination_id: str, context: ContextDep, principal: WriteKey) -> JSON:
+    """Re-run the checks of a stored destination (e.g. after fixing a policy)."""
+    checks = await run_in_threadpool(
+        lifecycle.validate_stored, context.engine, context.box, _actor(principal), destination_id
+    )
+    ok = all(c.status.value != "failed" for c in checks)
+    return JSON({"ok": ok, "checks": _checks(checks)})
+
+
+@router.put("/{destination_id}/credentials", response_class=JSON)
+async def rotate(
+    destination_id: str, body: dict[str, Any], context: ContextDep, principal: WriteKey
+) -> JSON:
+    """Replace the credentials once the new ones pass validation (write scope)."""
+    row, checks = await run_in_threadpool(
+        lifecycle.rotate, context.engine, context.box, _actor(principal), destination_id, body
+    )
+    return JSON({**lifecycle.public(row), "checks": _checks(checks)})
+
+
+@router.delete("/{destination_id}", response_class=JSON)
+def delete(destination_id: str, context: ContextDep, principal: WriteKey) -> dict[str, Any]:
+    """Delete; every export using it is disabled, and listed here."""
+    disabled = lifecycle.delete(context.engine, _actor(principal), destination_id)
+    return {"deleted": True, "id": destination_id, "disabled_exports": disabled}

@@ -1,0 +1,108 @@
+"""Named queries for destinations and exports."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from spillway.store.db import now_ms
+from spillway.store.schema import destinations, exports
+
+
+def insert_destination(conn: Connection, values: dict[str, Any]) -> None:
+    """Store a new destination (credentials already sealed)."""
+    now = now_ms()
+    conn.execute(destinations.insert().values(created_at=now, updated_at=now, **values))
+
+
+def destination(conn: Connection, project_id: int, destination_id: str) -> dict[str, Any] | None:
+    """A live destination of the project, or None."""
+    row = conn.execute(
+        sa.select(destinations).where(
+            destinations.c.id == destination_id,
+            destinations.c.project_id == project_id,
+            destinations.c.deleted_at.is_(None),
+        )
+    ).first()
+    return None if row is None else dict(row._mapping)
+
+
+def destination_by_name(conn: Connection, project_id: int, name: str) -> dict[str, Any] | None:
+    """A live destination of the project with this name."""
+    row = conn.execute(
+        sa.select(destinations).where(
+            destinations.c.name == name,
+            destinations.c.project_id == project_id,
+            destinations.c.deleted_at.is_(None),
+        )
+    ).first()
+    return None if row is None else dict(row._mapping)
+
+
+def list_destinations(conn: Connection, project_id: int) -> list[dict[str, Any]]:
+    """The project's live destinations, oldest first."""
+    rows = conn.execute(
+        sa.select(destinations)
+        .where(destinations.c.project_id == project_id, destinations.c.deleted_at.is_(None))
+        .order_by(destinations.c.created_at, destinations.c.id)
+    )
+    return [dict(row._mapping) for row in rows]
+
+
+def update_destination(conn: Connection, destination_id: str, values: dict[str, Any]) -> None:
+    """Change columns of a destination."""
+    conn.execute(
+        destinations.update()
+        .where(destinations.c.id == destination_id)
+        .values(updated_at=now_ms(), **values)
+    )
+
+
+def delete_destination(conn: Connection, destination_id: str) -> None:
+    """Mark a destination deleted (rows stay for the history of its exports)."""
+    now = now_ms()
+    conn.execute(
+        destinations.update()
+        .where(destinations.c.id == destination_id)
+        .values(deleted_at=now, updated_at=now, status="deleted")
+    )
+
+
+def exports_using(conn: Connection, destination_id: str) -> list[dict[str, Any]]:
+    """Live exports writing to a destination."""
+    rows = conn.execute(
+        sa.select(exports).where(
+            exports.c.destination_id == destination_id, exports.c.deleted_at.is_(None)
+        )
+    )
+    return [dict(row._mapping) for row in rows]
+
+
+def disable_exports(conn: Connection, ids: list[str], reason: str) -> None:
+    """Stop exports (they keep their cursor, so re-enabling loses nothing)."""
+    if ids:
+        conn.execute(
+            exports.update()
+            .where(exports.c.id.in_(ids))
+            .values(status="disabled", status_reason=reason, updated_at=now_ms())
+        )
+
+
+def insert_export(conn: Connection, values: dict[str, Any]) -> None:
+    """Store a new export."""
+    now = now_ms()
+    conn.execute(exports.insert().values(created_at=now, updated_at=now, **values))
+
+
+def export(conn: Connection, project_id: int, export_id: str) -> dict[str, Any] | None:
+    """A live export of the project, or None."""
+    row = conn.execute(
+        sa.select(exports).where(
+            exports.c.id == export_id,
+            exports.c.project_id == project_id,
+            exports.c.deleted_at.is_(None),
+        )
+    ).first()
+    return None if row is None else dict(row._mapping)

@@ -1,0 +1,265 @@
+"""The destinations API end to end against moto (IAM enforced): lifecycle, rotation, secrecy."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+from pydantic import SecretStr
+
+from spillway.api.app import create_app
+from spillway.keys import Scope, create_key, create_project
+from spillway.secrets import SecretBox
+from spillway.settings import Settings
+from spillway.store import catalog
+from spillway.store.projects import audit_entries
+from tests.integration.destinations.case_s3 import S3World
+
+
+@dataclass
+class Api:
+    client: TestClient
+    write: dict[str, str]
+    read: dict[str, str]
+    project_id: int
+    data_dir: Path
+    settings: Settings
+
+    def db_bytes(self) -> bytes:
+        return b"".join(p.read_bytes() for p in self.data_dir.glob("spillway.db*"))
+
+
+@pytest.fixture
+def api(tmp_path: Path) -> Iterator[Api]:
+    settings = Settings(data_dir=tmp_path)
+    app = create_app(settings)
+    engine = app.state.context.engine
+    project = create_project(engine, "acme")
+    box = SecretBox(settings.service_key())
+    write = create_key(engine, box, "acme", Scope.WRITE).token
+    read = create_key(engine, box, "acme", Scope.READ).token
+    with TestClient(app) as client:
+        yield Api(
+            client,
+            {"Authorization": f"Bearer {write}"},
+            {"Authorization": f"Bearer {read}"},
+            project.id,
+            tmp_path,
+            settings,
+        )
+
+
+def s3_body(world: S3World, key: Any, name: str = "warehouse", **config: Any) -> dict[str, Any]:
+    return {
+        "name": name,
+        "kind": "s3",
+        "config": {
+            "bucket": world.bucket,
+            "folder": "spillway",
+            "endpoint_url": world.moto.endpoint,
+            "sse": "AES256",
+            **config,
+        },
+        "credentials": {
+            "mode": "access_key",
+            "access_key_id": key.access_key_id,
+            "secret_access_key": key.secret_access_key.get_secret_value(),
+        },
+    }
+
+
+def test_destination_lifecycle_never_leaks_the_secret(
+    api: Api, s3_world: S3World, caplog: pytest.LogCaptureFixture
+) -> None:
+    # The test's own setup calls to moto (creating keys) happen before logs are captured:
+    # botocore logs response bodies at DEBUG, and those would hold the keys we create.
+    first = s3_world.full_user()
+    second = s3_world.full_user()
+    caplog.set_level(logging.DEBUG)
+    secrets = [
+        first.secret_access_key.get_secret_value(),
+        second.secret_access_key.get_secret_value(),
+    ]
+    answers: list[str] = []
+
+    def call(method: str, path: str, **kwargs: Any) -> Any:
+        response = api.client.request(method, path, headers=api.write, **kwargs)
+        answers.append(response.text)
+        return response
+
+    # Validate before creating: a wrong secret fails with the reason, nothing stored.
+    wrong = s3_body(s3_world, first)
+    wrong["credentials"]["secret_access_key"] = "w" * 40
+    answer = call("POST", "/api/v1/destinations/validate", json=wrong)
+    assert answer.status_code == 200
+    assert answer.json()["ok"] is False
+    assert answer.json()["checks"][0]["name"] == "credentials"
+    assert "SignatureDoesNotMatch" in answer.json()["checks"][0]["message"]
+    assert call("POST", "/api/v1/destinations", json=wrong).status_code == 422
+
+    created = call("POST", "/api/v1/destinations", json=s3_body(s3_world, first))
+    assert created.status_code == 201, created.text
+    destination = created.json()
+    assert destination["credentials"]["mode"] == "access_key"
+    masked = destination["credentials"]["access_key_id"]
+    assert masked.startswith(first.access_key_id[:4]) and "…" in masked
+    assert masked.endswith(first.access_key_id[-4:])
+    assert {c["name"] for c in destination["checks"]} >= {"credentials", "bucket", "write"}
+    path = f"/api/v1/destinations/{destination['id']}"
+
+    # Rotation to credentials that fail: 4xx with the checks, and the old ones keep working.
+    bad = {
+        "mode": "access_key",
+        "access_key_id": second.access_key_id,
+        "secret_access_key": "b" * 40,
+    }
+    rotated = call("PUT", f"{path}/credentials", json=bad)
+    assert rotated.status_code == 422
+    assert any(c["status"] == "failed" for c in rotated.json()["checks"])
+    assert "old ones stay" in rotated.json()["message"]
+    assert call("POST", f"{path}/validate").json()["ok"] is True
+
+    # Rotation to valid credentials: the next write uses them, even once the old key is gone.
+    good = {
+        "mode": "access_key",
+        "access_key_id": second.access_key_id,
+        "secret_access_key": secrets[1],
+    }
+    rotated = call("PUT", f"{path}/credentials", json=good)
+    assert rotated.status_code == 200, rotated.text
+    assert rotated.json()["credentials_version"] == 2
+    iam: Any = s3_world.moto.client("iam")
+    for user in iam.list_users()["Users"]:
+        for key in iam.list_access_keys(UserName=user["UserName"])["AccessKeyMetadata"]:
+            if key["AccessKeyId"] == first.access_key_id:
+                iam.delete_access_key(UserName=user["UserName"], AccessKeyId=key["AccessKeyId"])
+    assert call("POST", f"{path}/validate").json()["ok"] is True
+
+    # Every read path shows masked credentials only.
+    assert call("GET", path).status_code == 200
+    assert call("GET", "/api/v1/destinations").status_code == 200
+
+    blobs = {
+        "responses": "\n".join(answers),
+        "logs": caplog.text,
+        "db": api.db_bytes().decode("latin-1"),
+    }
+    for secret in secrets:
+        for where, blob in blobs.items():
+            assert secret not in blob, f"a secret appears in the {where}"
+    with api.client.app.state.context.engine.connect() as conn:  # type: ignore[attr-defined]
+        audit = audit_entries(conn, api.project_id)
+    actions = [entry["action"] for entry in audit]
+    assert actions[:2] == ["destination.rotate_credentials", "destination.create"]
+    assert all(secret not in repr(audit) for secret in secrets)
+
+
+def test_credentials_csv_from_the_console(api: Api, s3_world: S3World) -> None:
+    user = s3_world.full_user()
+    body = s3_body(s3_world, user)
+    csv_text = (
+        "Access key ID,Secret access key\r\n"
+        f"{user.access_key_id},{user.secret_access_key.get_secret_value()}\r\n"
+    )
+    body["credentials"] = {"mode": "credentials_csv", "csv": csv_text}
+    created = api.client.post("/api/v1/destinations", json=body, headers=api.write)
+    assert created.status_code == 201, created.text
+    assert created.json()["credentials"]["source"] == "credentials_csv"
+    body["name"] = "other"
+    body["credentials"] = {"mode": "credentials_csv", "csv": "user,pass\nfoo,bar\n"}
+    refused = api.client.post("/api/v1/destinations", json=body, headers=api.write)
+    assert refused.status_code == 422
+    assert "AWS console's credentials CSV" in refused.json()["message"]
+
+
+def test_update_revalidates_and_delete_disables_exports(api: Api, s3_world: S3World) -> None:
+    user = s3_world.full_user()
+    created = api.client.post(
+        "/api/v1/destinations", json=s3_body(s3_world, user), headers=api.write
+    ).json()
+    path = f"/api/v1/destinations/{created['id']}"
+    moved = api.client.patch(path, json={"config": {"folder": "elsewhere"}}, headers=api.write)
+    assert moved.status_code == 200, moved.text
+    assert moved.json()["config"]["folder"] == "elsewhere"
+    missing = api.client.patch(
+        path, json={"config": {"bucket": "spw-no-such-bucket-xyz"}}, headers=api.write
+    )
+    # This user may not look at other buckets, so the write check is what fails.
+    assert missing.status_code == 422
+    assert "spw-no-such-bucket-xyz" in missing.json()["message"]
+    assert api.client.get(path, headers=api.read).json()["config"]["bucket"] == s3_world.bucket
+    assert (
+        api.client.patch(path, json={"config": {"account_url": "x"}}, headers=api.write).status_code
+        == 400
+    )
+
+    engine = api.client.app.state.context.engine  # type: ignore[attr-defined]
+    with engine.connect().execution_options(write=True) as conn, conn.begin():
+        catalog.insert_export(
+            conn,
+            {
+                "id": "e" * 32,
+                "project_id": api.project_id,
+                "name": "events",
+                "destination_id": created["id"],
+                "frequency": "daily",
+                "settings": {},
+                "status": "active",
+                "cursor_seq": 0,
+            },
+        )
+    deleted = api.client.delete(path, headers=api.write)
+    assert deleted.status_code == 200
+    assert deleted.json()["disabled_exports"] == [
+        {"id": "e" * 32, "name": "events", "status": "disabled"}
+    ]
+    with engine.connect() as conn:
+        export = catalog.export(conn, api.project_id, "e" * 32)
+    assert export is not None and export["status"] == "disabled"
+    assert "deleted" in export["status_reason"]
+    assert api.client.get(path, headers=api.read).status_code == 404
+
+
+def test_scopes_and_bad_input(api: Api, s3_world: S3World) -> None:
+    user = s3_world.full_user()
+    body = s3_body(s3_world, user)
+    assert api.client.post("/api/v1/destinations", json=body, headers=api.read).status_code == 403
+    assert api.client.post("/api/v1/destinations", json=body).status_code == 401
+    for broken, words in [
+        ({**body, "kind": "ftp"}, "unknown destination kind"),
+        ({**body, "config": {"bucket": "Bad_Bucket"}}, "bucket"),
+        ({**body, "credentials": {"mode": "access_key"}}, "credentials"),
+        ({**body, "config": {**body["config"], "sse": "aws:kms"}}, "kms_key_arn"),
+    ]:
+        answer = api.client.post("/api/v1/destinations", json=broken, headers=api.write)
+        assert 400 <= answer.status_code < 500, answer.text
+        assert words in answer.json()["message"]
+    assert (
+        api.client.post(
+            "/api/v1/destinations",
+            content=b"{not json",
+            headers={**api.write, "Content-Type": "application/json"},
+        ).status_code
+        == 422
+    )
+    forced = api.client.post(
+        "/api/v1/destinations",
+        json={**s3_body(s3_world, user, bucket="spw-not-there-yet"), "force": True},
+        headers=api.write,
+    )
+    assert forced.status_code == 201
+    assert forced.json()["checks"] == []
+
+
+def test_key_secret_not_in_masked_view() -> None:
+    from spillway.destinations.s3.config import AccessKey, CredentialsInput
+    from spillway.destinations.s3.kind import public_credentials
+
+    value = AccessKey(access_key_id="AKIAIOSFODNN7EXAMPLE", secret_access_key=SecretStr("s" * 40))
+    view = public_credentials(CredentialsInput(value=value))
+    assert view == {"mode": "access_key", "access_key_id": "AKIA…MPLE", "source": "typed"}
