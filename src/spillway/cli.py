@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Annotated
 import orjson
 import typer
 
+from spillway.cli_destinations import app as destinations_app
 from spillway.settings import Settings
 
 if TYPE_CHECKING:  # the CLI imports heavy modules lazily so `spillway --help` stays fast
@@ -24,6 +25,7 @@ app = typer.Typer(
 )
 admin = typer.Typer(help="Projects, integration keys and the database.", no_args_is_help=True)
 app.add_typer(admin, name="admin")
+app.add_typer(destinations_app, name="destinations")
 
 
 def _settings() -> Settings:
