@@ -64,6 +64,7 @@ def serve(
         if no_worker:
             return
         thread = WorkerThread(_worker(context.settings, context.engine))
+        context.waker.append(thread.worker.wake)
         thread.start()
         holder.append(thread)
 
@@ -84,12 +85,14 @@ def serve(
 
 def _worker(settings: Settings, engine: Engine) -> Worker:
     from spillway.engine.worker import Worker
+    from spillway.secrets import SecretBox
 
     return Worker(
         engine,
         settings.retention_days,
         settings.retention_batch_size,
         settings.worker_interval_seconds,
+        box=SecretBox(settings.service_key()),
     )
 
 

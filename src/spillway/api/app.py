@@ -11,7 +11,7 @@ from fastapi import FastAPI
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from spillway import __version__, metrics
-from spillway.api import destinations, endpoints, errors, events, health
+from spillway.api import destinations, endpoints, errors, events, exports, health
 from spillway.api.deps import Context
 from spillway.ingest import Limits
 from spillway.secrets import SecretBox
@@ -96,5 +96,6 @@ def create_app(
     app.include_router(events.router)
     app.include_router(endpoints.router)
     app.include_router(destinations.router)
+    app.include_router(exports.router)
     app.add_middleware(LatencyMiddleware)
     return app

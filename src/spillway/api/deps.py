@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Annotated
 
 from fastapi import Depends, Request
@@ -24,6 +25,13 @@ class Context:
     box: SecretBox
     limits: Limits
     writer: GroupWriter
+    # Set by `serve` when a worker runs in this process: wakes it for work queued by the API.
+    waker: list[Callable[[], None]] = field(default_factory=list)
+
+    def wake(self) -> None:
+        """Tell an in-process worker there is work now (no-op without one)."""
+        for wake in self.waker:
+            wake()
 
 
 def get_context(request: Request) -> Context:

@@ -1,14 +1,18 @@
-"""The worker loop: runs every due task, then sleeps until the next tick or a stop."""
+"""The worker loop: runs every due task, then sleeps until the next tick, a wake-up or a stop."""
 
 from __future__ import annotations
 
 import logging
 import threading
-from dataclasses import dataclass
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
 
 from sqlalchemy.engine import Engine
 
 from spillway import metrics
+from spillway.secrets import SecretBox
 from spillway.store.db import now_ms
 from spillway.store.events import prune_before
 
@@ -18,21 +22,42 @@ DAY_MS = 86_400_000
 
 @dataclass
 class Worker:
-    """All background duties of one process."""
+    """All background duties of one process: scheduled exports, then retention."""
 
     engine: Engine
     retention_days: int
     retention_batch_size: int = 5_000
     interval_seconds: float = 5.0
+    box: SecretBox | None = None
+    clock: Callable[[], float] = time.time
+    _wake: threading.Event = field(default_factory=threading.Event)
 
-    def run_once(self) -> dict[str, int]:
+    def __post_init__(self) -> None:
+        from spillway.engine.scheduler import Scheduler
+        from spillway.engine.webhooks import notify
+
+        self.scheduler = (
+            Scheduler(self.engine, self.box, clock=self.clock, notify=notify)
+            if self.box is not None
+            else None
+        )
+
+    def run_once(self) -> dict[str, Any]:
         """Do all due work once; returns what was done, for logs and ``worker --once``."""
+        done: dict[str, Any] = {}
+        if self.scheduler is not None:
+            done.update(self.scheduler.tick())
         cutoff = now_ms() - self.retention_days * DAY_MS
         pruned = prune_before(self.engine, cutoff, self.retention_batch_size)
         if pruned:
             metrics.EVENTS_PRUNED.inc(pruned)
             log.info("retention removed %d events older than %d days", pruned, self.retention_days)
-        return {"pruned": pruned}
+        done["pruned"] = pruned
+        return done
+
+    def wake(self) -> None:
+        """Run the next pass now (e.g. a run was queued through the API)."""
+        self._wake.set()
 
     def run_forever(self, stop: threading.Event) -> None:
         """Loop until ``stop`` is set; an error in one pass is logged and the loop goes on."""
@@ -41,13 +66,15 @@ class Worker:
                 self.run_once()
             except Exception:  # the loop must outlive any single failure
                 log.exception("worker pass failed; retrying in %.0fs", self.interval_seconds)
-            stop.wait(self.interval_seconds)
+            self._wake.wait(self.interval_seconds)
+            self._wake.clear()
 
 
 class WorkerThread:
     """Runs a :class:`Worker` beside the API in ``spillway serve``."""
 
     def __init__(self, worker: Worker) -> None:
+        self.worker = worker
         self._stop = threading.Event()
         self._thread = threading.Thread(
             target=worker.run_forever, args=(self._stop,), name="spillway-worker", daemon=True
@@ -60,4 +87,5 @@ class WorkerThread:
     def stop(self) -> None:
         """Ask the loop to stop and wait for the current pass."""
         self._stop.set()
+        self.worker.wake()
         self._thread.join(timeout=30)

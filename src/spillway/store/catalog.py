@@ -93,7 +93,7 @@ def disable_exports(conn: Connection, ids: list[str], reason: str) -> None:
 def insert_export(conn: Connection, values: dict[str, Any]) -> None:
     """Store a new export."""
     now = now_ms()
-    conn.execute(exports.insert().values(created_at=now, updated_at=now, **values))
+    conn.execute(exports.insert().values({"created_at": now, "updated_at": now, **values}))
 
 
 def export(conn: Connection, project_id: int, export_id: str) -> dict[str, Any] | None:
@@ -106,3 +106,38 @@ def export(conn: Connection, project_id: int, export_id: str) -> dict[str, Any] 
         )
     ).first()
     return None if row is None else dict(row._mapping)
+
+
+def export_by_id(conn: Connection, export_id: str) -> dict[str, Any] | None:
+    """Any live export by id (for the worker, which serves every project)."""
+    row = conn.execute(
+        sa.select(exports).where(exports.c.id == export_id, exports.c.deleted_at.is_(None))
+    ).first()
+    return None if row is None else dict(row._mapping)
+
+
+def destination_by_id(conn: Connection, destination_id: str) -> dict[str, Any] | None:
+    """A live destination by id, whatever its project."""
+    row = conn.execute(
+        sa.select(destinations).where(
+            destinations.c.id == destination_id, destinations.c.deleted_at.is_(None)
+        )
+    ).first()
+    return None if row is None else dict(row._mapping)
+
+
+def list_exports(conn: Connection, project_id: int) -> list[dict[str, Any]]:
+    """The project's live exports."""
+    rows = conn.execute(
+        sa.select(exports)
+        .where(exports.c.project_id == project_id, exports.c.deleted_at.is_(None))
+        .order_by(exports.c.created_at, exports.c.id)
+    )
+    return [dict(row._mapping) for row in rows]
+
+
+def update_export(conn: Connection, export_id: str, values: dict[str, Any]) -> None:
+    """Change an export's columns."""
+    conn.execute(
+        exports.update().where(exports.c.id == export_id).values(updated_at=now_ms(), **values)
+    )

@@ -140,4 +140,40 @@ exports = sa.Table(
     sa.Column("created_at", sa.BigInteger, nullable=False),
     sa.Column("updated_at", sa.BigInteger, nullable=False),
     sa.Column("deleted_at", sa.BigInteger, nullable=True),
+    # Scheduling state (migration 0003). start_seq: the cursor when the export was created;
+    # backfills stay at or below it, so they never overlap the regular files.
+    sa.Column("start_seq", sa.BigInteger, nullable=False, server_default="0"),
+    sa.Column("last_window_end", sa.BigInteger, nullable=True),  # epoch seconds
+    sa.Column("next_attempt_at", sa.BigInteger, nullable=True),  # epoch ms
+    # One worker per export at a time: whoever holds an unexpired lease.
+    sa.Column("lease_owner", sa.String(64), nullable=True),
+    sa.Column("lease_until", sa.BigInteger, nullable=True),  # epoch ms
+)
+
+runs = sa.Table(
+    "runs",
+    metadata,
+    sa.Column("id", sa.String(32), primary_key=True),
+    sa.Column("export_id", sa.String(32), sa.ForeignKey("exports.id"), nullable=False),
+    sa.Column("kind", sa.String(16), nullable=False),  # scheduled | manual | backfill
+    sa.Column("window_end", sa.BigInteger, nullable=False),  # epoch seconds: names the files
+    # Backfills select by received time below the export's start_seq.
+    sa.Column("range_start_ms", sa.BigInteger, nullable=True),
+    sa.Column("range_end_ms", sa.BigInteger, nullable=True),
+    # Fixed at the first attempt, so every retry writes the same bytes.
+    sa.Column("seq_from", sa.BigInteger, nullable=True),
+    sa.Column("seq_to", sa.BigInteger, nullable=True),
+    sa.Column("settings", sa.JSON, nullable=False),  # snapshot of the export's settings
+    sa.Column("status", sa.String(16), nullable=False),  # queued | running | succeeded | failed
+    sa.Column("attempts", sa.Integer, nullable=False),
+    sa.Column("events", sa.BigInteger, nullable=False),
+    sa.Column("bytes", sa.BigInteger, nullable=False),
+    sa.Column("files", sa.JSON, nullable=False),
+    sa.Column("error", sa.Text, nullable=True),
+    sa.Column("created_at", sa.BigInteger, nullable=False),
+    sa.Column("started_at", sa.BigInteger, nullable=True),
+    sa.Column("finished_at", sa.BigInteger, nullable=True),
+    sa.Column("duration_ms", sa.BigInteger, nullable=True),
+    sa.UniqueConstraint("export_id", "kind", "window_end"),
+    sa.Index(None, "export_id", "status"),
 )

@@ -1,0 +1,106 @@
+"""Scheduled exports: create, read, change, delete, run now, backfill, and their runs."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Query
+from starlette.concurrency import run_in_threadpool
+
+from spillway import exports as service
+from spillway.api.deps import ContextDep, ReadKey, WriteKey
+from spillway.api.responses import JSON
+from spillway.errors import NotFound
+from spillway.keys import Principal
+from spillway.lifecycle import Actor
+from spillway.store import catalog
+from spillway.store import runs as q
+
+router = APIRouter(prefix="/api/v1/exports", tags=["exports"])
+
+
+def _actor(principal: Principal) -> Actor:
+    return Actor(f"key:{principal.key_id}", principal.project_id)
+
+
+@router.post("", status_code=201, response_class=JSON)
+async def create(body: service.ExportIn, context: ContextDep, principal: WriteKey) -> JSON:
+    """Create an export; the answer shows the exact path its files will get."""
+    row = await run_in_threadpool(service.create, context.engine, _actor(principal), body)
+    return JSON(service.public(context.engine, row), 201)
+
+
+@router.get("", response_class=JSON)
+def list_all(context: ContextDep, principal: ReadKey) -> dict[str, Any]:
+    """Every export of the project."""
+    with context.engine.connect() as conn:
+        rows = catalog.list_exports(conn, principal.project_id)
+    return {"exports": [service.public(context.engine, row) for row in rows]}
+
+
+@router.get("/{export_id}", response_class=JSON)
+def get_one(export_id: str, context: ContextDep, principal: ReadKey) -> dict[str, Any]:
+    """One export, with its status and, when failing, why."""
+    row = service.get(context.engine, principal.project_id, export_id)
+    return service.public(context.engine, row)
+
+
+@router.patch("/{export_id}", response_class=JSON)
+def update(
+    export_id: str, body: service.ExportPatch, context: ContextDep, principal: WriteKey
+) -> dict[str, Any]:
+    """Change settings or frequency (from the next window on), or disable/enable."""
+    row = service.update(context.engine, _actor(principal), export_id, body)
+    return service.public(context.engine, row)
+
+
+@router.delete("/{export_id}", response_class=JSON)
+def delete(export_id: str, context: ContextDep, principal: WriteKey) -> dict[str, Any]:
+    """Remove an export."""
+    service.delete(context.engine, _actor(principal), export_id)
+    return {"deleted": True, "id": export_id}
+
+
+@router.post("/{export_id}/run", status_code=202, response_class=JSON)
+def run_now(export_id: str, context: ContextDep, principal: WriteKey) -> JSON:
+    """Deliver everything ingested so far, now (the worker picks it up at once)."""
+    run_id = service.run_now(context.engine, _actor(principal), export_id)
+    context.wake()
+    return JSON({"run_id": run_id}, 202)
+
+
+@router.post("/{export_id}/backfill", status_code=202, response_class=JSON)
+def backfill(
+    export_id: str, body: service.BackfillIn, context: ContextDep, principal: WriteKey
+) -> JSON:
+    """Export a past range (within retention) into its own path."""
+    answer = service.backfill(
+        context.engine, _actor(principal), export_id, body, context.settings.retention_days
+    )
+    context.wake()
+    return JSON(answer, 202)
+
+
+@router.get("/{export_id}/runs", response_class=JSON)
+def runs(
+    export_id: str,
+    context: ContextDep,
+    principal: ReadKey,
+    limit: int = Query(default=100, ge=1, le=1000),
+) -> dict[str, Any]:
+    """Run history, newest first."""
+    service.get(context.engine, principal.project_id, export_id)
+    with context.engine.connect() as conn:
+        rows = q.list_runs(conn, export_id, limit)
+    return {"runs": [service.public_run(run) for run in rows]}
+
+
+@router.get("/{export_id}/runs/{run_id}", response_class=JSON)
+def run(export_id: str, run_id: str, context: ContextDep, principal: ReadKey) -> dict[str, Any]:
+    """One run."""
+    service.get(context.engine, principal.project_id, export_id)
+    with context.engine.connect() as conn:
+        found = q.get_run(conn, run_id)
+    if found is None or found["export_id"] != export_id:
+        raise NotFound(f"no run {run_id!r} of this export")
+    return service.public_run(found)

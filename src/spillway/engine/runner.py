@@ -1,0 +1,271 @@
+"""One attempt of one run: events of a sequence range → files → manifest → cursor.
+
+Exactly once (DESIGN.md invariants 2 and 6): the range is fixed at the first attempt; keys and
+bytes depend only on the range and the run's settings snapshot; the manifest is written last;
+the cursor moves in the same transaction that marks the run succeeded, and only while this
+worker still holds the export's lease. A crash anywhere therefore leads to a rerun of the same
+run that rewrites the same keys, never to a gap or a duplicate.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+from sqlalchemy.engine import Engine
+
+from spillway.destinations.base import ObjectStore, ObjectWriter
+from spillway.engine.encode import FileSpec, open_encoder
+from spillway.engine.records import RecordFrame, Selection
+from spillway.store import runs as q
+from spillway.store.db import now_ms
+
+# Checkpoints where tests inject failures: before upload, between parts, after the files but
+# before the manifest, before the cursor commit.
+Hook = Callable[[str], None]
+DEFAULT_MAX_FILE_BYTES = 512 * 1024 * 1024
+_RECORD_OVERHEAD = 120  # the frame around each payload, roughly: only used to plan splits
+
+
+@dataclass(frozen=True, slots=True)
+class RunContext:
+    """What a run needs besides its rows."""
+
+    engine: Engine
+    store: ObjectStore
+    export_id: str
+    project_id: int
+    app_name: str
+    db_name: str
+    owner: str
+    lease_ttl_ms: int = 120_000
+    hook: Hook = field(default=lambda _: None)
+    cleanup: bool = False
+
+
+def day_folder(window_end: int) -> str:
+    """``export_day=DD-MM-YYYY`` of the window end (UTC)."""
+    return "export_day=" + time.strftime("%d-%m-%Y", time.gmtime(window_end))
+
+
+def file_base(settings: dict[str, Any], window_end: int) -> str:
+    """The key of a run's files without part number and suffix."""
+    return f"{settings['prefix']}/{day_folder(window_end)}/event_exports_{window_end}"
+
+
+class _Hashing:
+    """Counts and hashes bytes on their way to the object writer."""
+
+    def __init__(self, writer: ObjectWriter, renew: Callable[[], None]) -> None:
+        self.writer, self._renew = writer, renew
+        self.sha = hashlib.sha256()
+        self.size = 0
+
+    def write(self, chunk: bytes) -> None:
+        self.sha.update(chunk)
+        self.size += len(chunk)
+        self.writer.write(chunk)
+        self._renew()
+
+
+def execute(ctx: RunContext, export: dict[str, Any], run: dict[str, Any]) -> dict[str, Any]:
+    """Deliver one run; returns the run's final columns. Raises on any failure."""
+    started = time.monotonic()
+    settings = run["settings"]
+    seq_from, seq_to = _fix_range(ctx, export, run)
+    names = None if settings["events"] == "all" else list(settings["events"])
+    received = None
+    if run["kind"] == "backfill":
+        received = (run["range_start_ms"], run["range_end_ms"])
+    with ctx.engine.connect() as conn:
+        count, payload_bytes = q.measure(conn, ctx.project_id, seq_from, seq_to, names, received)
+    files: list[dict[str, Any]] = []
+    window_end = run["window_end"]
+    base = file_base(settings, window_end)
+    if count:
+        files = _write_files(
+            ctx,
+            settings,
+            base,
+            window_end,
+            seq_from,
+            seq_to,
+            names,
+            received,
+            split=payload_bytes + count * _RECORD_OVERHEAD > settings["max_file_bytes"],
+        )
+        ctx.hook("before_manifest")
+        manifest = {
+            "export_id": export["id"],
+            "run_kind": run["kind"],
+            "window_end": window_end,
+            "sequence_range": {"after": seq_from, "through": seq_to},
+            "format": settings["format"],
+            "compression": settings["compression"],
+            "encrypted": bool(settings.get("pgp_public_key")),
+            "records": sum(f["records"] for f in files),
+            "files": files,
+        }
+        ctx.store.put_object(
+            f"{base}.manifest.json",
+            orjson.dumps(manifest, option=orjson.OPT_INDENT_2),
+            content_type="application/json",
+        )
+        if ctx.cleanup:
+            _remove_leftovers(ctx, base, {f["key"] for f in files} | {f"{base}.manifest.json"})
+    ctx.hook("before_commit")
+    result = {
+        "status": "succeeded",
+        "events": sum(f["records"] for f in files),
+        "bytes": sum(f["bytes"] for f in files),
+        "files": [f["key"] for f in files],
+        "error": None,
+        "finished_at": now_ms(),
+        "duration_ms": int((time.monotonic() - started) * 1000),
+    }
+    with ctx.engine.connect().execution_options(write=True) as conn, conn.begin():
+        q.fence(conn, export["id"], ctx.owner, now_ms())
+        q.update_run(conn, run["id"], result)
+        if run["kind"] != "backfill":
+            moves: dict[str, Any] = {"cursor_seq": seq_to}
+            if run["kind"] == "scheduled":
+                moves["last_window_end"] = window_end
+            q.update_export(conn, export["id"], moves)
+    return result
+
+
+def _fix_range(ctx: RunContext, export: dict[str, Any], run: dict[str, Any]) -> tuple[int, int]:
+    """The run's sequence range: chosen once, at its first attempt, then reused."""
+    if run["seq_from"] is not None:
+        return int(run["seq_from"]), int(run["seq_to"])
+    with ctx.engine.connect().execution_options(write=True) as conn, conn.begin():
+        if run["kind"] == "backfill":
+            seq_from, seq_to = 0, int(export["start_seq"])
+        else:
+            seq_from = int(export["cursor_seq"])
+            if run["kind"] == "scheduled":
+                seq_to = q.high_water_before(conn, run["window_end"] * 1000)
+            else:
+                seq_to = q.high_water_now(conn)
+            seq_to = max(seq_from, seq_to)
+        q.fence(conn, export["id"], ctx.owner, now_ms())
+        q.update_run(conn, run["id"], {"seq_from": seq_from, "seq_to": seq_to})
+    run["seq_from"], run["seq_to"] = seq_from, seq_to
+    return seq_from, seq_to
+
+
+def _write_files(
+    ctx: RunContext,
+    settings: dict[str, Any],
+    base: str,
+    window_end: int,
+    seq_from: int,
+    seq_to: int,
+    names: list[str] | None,
+    received: tuple[int, int] | None,
+    *,
+    split: bool,
+) -> list[dict[str, Any]]:
+    spec = FileSpec(settings["format"], settings["compression"], settings.get("pgp_public_key"))
+    selection = Selection(settings["user_attributes"], settings["device_attributes"])
+    limit = settings["max_file_bytes"]
+    overhead = len(RecordFrame.for_run(ctx.app_name, ctx.db_name, window_end).head) + 30
+    files: list[dict[str, Any]] = []
+    current: dict[str, Any] | None = None
+
+    def renew() -> None:
+        _renew_lease(ctx, current)
+
+    def open_file() -> dict[str, Any]:
+        number = len(files) + 1
+        key = f"{base}_{number}{spec.suffix}" if split else f"{base}{spec.suffix}"
+        ctx.hook("before_upload")
+        writer = ctx.store.open_object(key, content_type="application/octet-stream")
+        sink = _Hashing(writer, renew)
+        encoder = open_encoder(
+            spec,
+            sink,
+            app_name=ctx.app_name,
+            db_name=ctx.db_name,
+            window_end=window_end,
+            selection=selection,
+        )
+        return {
+            "key": key,
+            "writer": writer,
+            "sink": sink,
+            "encoder": encoder,
+            "records": 0,
+            "planned": 0,
+            "renewed": time.monotonic(),
+        }
+
+    def close_file(item: dict[str, Any]) -> None:
+        item["encoder"].finish()
+        item["writer"].commit()
+        files.append(
+            {
+                "key": item["key"],
+                "records": item["records"],
+                "bytes": item["sink"].size,
+                "sha256": item["sink"].sha.hexdigest(),
+            }
+        )
+
+    try:
+        for chunk in q.stream_payloads(
+            ctx.engine, ctx.project_id, seq_from, seq_to, names, received
+        ):
+            start = 0
+            while start < len(chunk):
+                if current is None:
+                    current = open_file()
+                # Fill the current file up to the limit (by planned record bytes: a rule that
+                # depends only on the data, so every attempt splits at the same events).
+                end = start
+                planned = current["planned"]
+                first = end == start and current["records"] == 0
+                while end < len(chunk) and (planned < limit or first):
+                    first = False
+                    planned += len(chunk[end]) + overhead
+                    end += 1
+                current["encoder"].add(chunk[start:end])
+                current["records"] += end - start
+                current["planned"] = planned
+                start = end
+                ctx.hook("between_parts")
+                if planned >= limit and split:
+                    close_file(current)
+                    current = None
+        if current is not None:
+            close_file(current)
+            current = None
+    except BaseException:
+        if current is not None:
+            current["writer"].abort()
+        raise
+    return files
+
+
+def _renew_lease(ctx: RunContext, current: dict[str, Any] | None) -> None:
+    """Keep the lease while a long run writes (at most a few times per lease period)."""
+    if current is None:
+        return
+    now = time.monotonic()
+    if now - current["renewed"] < ctx.lease_ttl_ms / 4000:
+        return
+    current["renewed"] = now
+    with ctx.engine.connect().execution_options(write=True) as conn, conn.begin():
+        if not q.claim(conn, ctx.export_id, ctx.owner, now_ms(), ctx.lease_ttl_ms):
+            raise q.LeaseLost(f"lease on export {ctx.export_id} was taken by another worker")
+
+
+def _remove_leftovers(ctx: RunContext, base: str, keep: set[str]) -> None:
+    """Delete objects of this run's name that the manifest does not list (older attempts)."""
+    for key in ctx.store.list_objects(base):
+        if key not in keep and key.startswith(base):
+            ctx.store.delete_object(key)

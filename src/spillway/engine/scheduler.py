@@ -1,0 +1,228 @@
+"""The scheduler: turns due windows into runs and delivers them, export by export.
+
+Each export is handled under a lease, so several workers (on one PostgreSQL database) never
+run the same export at once. Runs of an export go in order; a failing run holds back the ones
+after it, so when the failure is fixed the export catches up window by window.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import secrets
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy.engine import Engine
+
+from spillway import lifecycle
+from spillway.engine import runner
+from spillway.engine.windows import Frequency, due_ends, floor
+from spillway.errors import TerminalError, TransientError
+from spillway.exports import queue_settings
+from spillway.secrets import SecretBox
+from spillway.store import runs as q
+from spillway.store.db import now_ms
+from spillway.store.projects import project_by_id
+
+log = logging.getLogger(__name__)
+TERMINAL_RETRY_MS = 5 * 60_000  # a failing export re-tries by itself every five minutes
+MAX_BACKOFF_MS = 15 * 60_000
+
+
+@dataclass
+class Scheduler:
+    """Everything the worker does for scheduled exports."""
+
+    engine: Engine
+    box: SecretBox
+    clock: Callable[[], float] = time.time
+    owner: str = field(default_factory=lambda: f"worker-{secrets.token_hex(6)}")
+    lease_ttl_ms: int = 120_000
+    hook: runner.Hook = field(default=lambda _: None)
+    notify: Callable[[dict[str, Any], str, str | None], None] | None = None
+
+    def tick(self) -> dict[str, int]:
+        """Plan due windows and deliver what can be delivered now."""
+        done = {"runs": 0, "failed": 0}
+        with self.engine.connect() as conn:
+            exports = q.live_exports(conn)
+        for export in exports:
+            if export["frequency"] == "stream":
+                continue
+            outcome = self.serve_export(export["id"])
+            done["runs"] += outcome["runs"]
+            done["failed"] += outcome["failed"]
+        return done
+
+    def serve_export(self, export_id: str) -> dict[str, int]:
+        """Plan and run one export's due work under its lease."""
+        now = int(self.clock() * 1000)
+        with self.engine.connect().execution_options(write=True) as conn, conn.begin():
+            if not q.claim(conn, export_id, self.owner, now_ms(), self.lease_ttl_ms):
+                return {"runs": 0, "failed": 0}
+        try:
+            return self._serve(export_id, now)
+        finally:
+            with self.engine.connect().execution_options(write=True) as conn, conn.begin():
+                q.release(conn, export_id, self.owner)
+
+    def _serve(self, export_id: str, now: int) -> dict[str, int]:
+        export = self._export(export_id)
+        if export is None or export["status"] == "disabled":
+            return {"runs": 0, "failed": 0}
+        self._plan(export, now // 1000)
+        if export["next_attempt_at"] and export["next_attempt_at"] > now:
+            return {"runs": 0, "failed": 0}
+        with self.engine.connect() as conn:
+            pending = q.pending_runs(conn, export_id)
+        if not pending:
+            return {"runs": 0, "failed": 0}
+        context = self._context(export)
+        done = 0
+        try:
+            for run in pending:
+                export = self._export(export_id) or export
+                if not self._attempt(context, export, run, now):
+                    return {"runs": done, "failed": 1}
+                done += 1
+        finally:
+            context.store.close()
+        if export["status"] == "failing":
+            self._set_state(export, "active", None)
+        return {"runs": done, "failed": 0}
+
+    def _export(self, export_id: str) -> dict[str, Any] | None:
+        from spillway.store.catalog import export_by_id
+
+        with self.engine.connect() as conn:
+            return export_by_id(conn, export_id)
+
+    def _plan(self, export: dict[str, Any], now_s: int) -> None:
+        """Queue a run for every window that closed since the last delivered one."""
+        frequency = Frequency(export["frequency"])
+        last = export["last_window_end"]
+        if last is None:
+            last = floor(frequency, export["created_at"] // 1000)
+        queued = self._latest_queued_end(export["id"])
+        ends = due_ends(frequency, max(last, queued), now_s)
+        if not ends:
+            return
+        with self.engine.connect().execution_options(write=True) as conn, conn.begin():
+            for end in ends:
+                q.insert_run(
+                    conn,
+                    {
+                        "id": uuid.uuid4().hex,
+                        "export_id": export["id"],
+                        "kind": "scheduled",
+                        "window_end": end,
+                        "settings": queue_settings(self.engine, export),
+                    },
+                )
+
+    def _latest_queued_end(self, export_id: str) -> int:
+        with self.engine.connect() as conn:
+            pending = [r for r in q.pending_runs(conn, export_id) if r["kind"] == "scheduled"]
+        return max((r["window_end"] for r in pending), default=0)
+
+    def _context(self, export: dict[str, Any]) -> runner.RunContext:
+        destination = self._destination(export)
+        with self.engine.connect() as conn:
+            project = project_by_id(conn, export["project_id"])
+        assert project is not None
+        store = lifecycle.open_store(self.engine, self.box, destination)
+        return runner.RunContext(
+            engine=self.engine,
+            store=store,
+            export_id=export["id"],
+            project_id=export["project_id"],
+            app_name=project.name,
+            db_name=project.app_id,
+            owner=self.owner,
+            lease_ttl_ms=self.lease_ttl_ms,
+            hook=self.hook,
+            cleanup=bool(destination["features"].get("cleanup")),
+        )
+
+    def _destination(self, export: dict[str, Any]) -> dict[str, Any]:
+        from spillway.store.catalog import destination_by_id
+
+        with self.engine.connect() as conn:
+            row = destination_by_id(conn, export["destination_id"])
+        assert row is not None
+        return row
+
+    def _attempt(
+        self, context: runner.RunContext, export: dict[str, Any], run: dict[str, Any], now: int
+    ) -> bool:
+        """One attempt; True when the run succeeded."""
+        attempts = run["attempts"] + 1
+        with self.engine.connect().execution_options(write=True) as conn, conn.begin():
+            q.update_run(
+                conn,
+                run["id"],
+                {
+                    "status": "running",
+                    "attempts": attempts,
+                    "started_at": run["started_at"] or now_ms(),
+                },
+            )
+        try:
+            runner.execute(context, export, run)
+        except q.LeaseLost:
+            log.warning("export %s: lease lost, another worker continues", export["id"])
+            return False
+        except TerminalError as exc:
+            self._fail(export, run, attempts, str(exc), terminal=True, now=now)
+            return False
+        except (TransientError, OSError) as exc:
+            self._fail(export, run, attempts, str(exc), terminal=False, now=now)
+            return False
+        except Exception as exc:  # an unexpected bug: keep the data, retry later, say why
+            log.exception("export %s run %s failed unexpectedly", export["id"], run["id"])
+            self._fail(export, run, attempts, f"internal error: {exc}", terminal=False, now=now)
+            return False
+        return True
+
+    def _fail(
+        self,
+        export: dict[str, Any],
+        run: dict[str, Any],
+        attempts: int,
+        error: str,
+        *,
+        terminal: bool,
+        now: int,
+    ) -> None:
+        if terminal:
+            delay = TERMINAL_RETRY_MS
+        else:
+            delay = min(MAX_BACKOFF_MS, 5_000 * 2 ** min(attempts - 1, 10))
+            delay = int(delay * random.uniform(0.8, 1.2))  # jitter: workers don't stampede
+        with self.engine.connect().execution_options(write=True) as conn, conn.begin():
+            q.update_run(conn, run["id"], {"status": "failed", "error": error})
+            q.update_export(conn, export["id"], {"next_attempt_at": now + delay})
+        log.warning(
+            "export %s run %s attempt %d failed (%s): %s",
+            export["id"],
+            run["id"],
+            attempts,
+            "terminal" if terminal else "transient",
+            error,
+        )
+        if terminal and export["status"] != "failing":
+            self._set_state(export, "failing", error)
+
+    def _set_state(self, export: dict[str, Any], status: str, reason: str | None) -> None:
+        with self.engine.connect().execution_options(write=True) as conn, conn.begin():
+            values: dict[str, Any] = {"status": status, "status_reason": reason}
+            if status == "active":
+                values["next_attempt_at"] = None
+            q.update_export(conn, export["id"], values)
+        export["status"] = status
+        if self.notify is not None:
+            self.notify(export, status, reason)

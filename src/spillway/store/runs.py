@@ -1,0 +1,204 @@
+"""Named queries for export runs, export leases and reading events for a run."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, Engine
+
+from spillway.store.db import now_ms
+from spillway.store.schema import events, exports, runs
+
+ACTIVE_STATES = ("queued", "running", "failed")
+
+
+class LeaseLost(Exception):
+    """Another worker holds this export now; this worker must not commit."""
+
+
+def live_exports(conn: Connection) -> list[dict[str, Any]]:
+    """Exports the scheduler looks after (not disabled, not deleted)."""
+    rows = conn.execute(
+        sa.select(exports).where(exports.c.deleted_at.is_(None), exports.c.status != "disabled")
+    )
+    return [dict(row._mapping) for row in rows]
+
+
+def claim(conn: Connection, export_id: str, owner: str, now: int, ttl_ms: int) -> bool:
+    """Take (or renew) the export's lease; True when this owner holds it now.
+
+    One UPDATE decides: on PostgreSQL the row lock makes exactly one contender win.
+    """
+    result = conn.execute(
+        exports.update()
+        .where(
+            exports.c.id == export_id,
+            sa.or_(
+                exports.c.lease_until.is_(None),
+                exports.c.lease_until < now,
+                exports.c.lease_owner == owner,
+            ),
+        )
+        .values(lease_owner=owner, lease_until=now + ttl_ms)
+    )
+    return result.rowcount == 1
+
+
+def release(conn: Connection, export_id: str, owner: str) -> None:
+    """Give the lease up."""
+    conn.execute(
+        exports.update()
+        .where(exports.c.id == export_id, exports.c.lease_owner == owner)
+        .values(lease_owner=None, lease_until=None)
+    )
+
+
+def fence(conn: Connection, export_id: str, owner: str, now: int) -> None:
+    """Inside a commit's transaction: raise LeaseLost unless this owner still holds the lease."""
+    held = conn.execute(
+        sa.select(exports.c.id).where(
+            exports.c.id == export_id, exports.c.lease_owner == owner, exports.c.lease_until >= now
+        )
+    ).first()
+    if held is None:
+        raise LeaseLost(f"lease on export {export_id} was lost")
+
+
+def insert_run(conn: Connection, values: dict[str, Any]) -> bool:
+    """Queue a run unless one exists for the same export, kind and window."""
+    existing = conn.execute(
+        sa.select(runs.c.id).where(
+            runs.c.export_id == values["export_id"],
+            runs.c.kind == values["kind"],
+            runs.c.window_end == values["window_end"],
+        )
+    ).first()
+    if existing is not None:
+        return False
+    conn.execute(
+        runs.insert().values(
+            status="queued", attempts=0, events=0, bytes=0, files=[], created_at=now_ms(), **values
+        )
+    )
+    return True
+
+
+def pending_runs(conn: Connection, export_id: str) -> list[dict[str, Any]]:
+    """Runs still to deliver, in the order they must go (creation order)."""
+    rows = conn.execute(
+        sa.select(runs)
+        .where(runs.c.export_id == export_id, runs.c.status.in_(ACTIVE_STATES))
+        .order_by(runs.c.created_at, runs.c.window_end, runs.c.id)
+    )
+    return [dict(row._mapping) for row in rows]
+
+
+def update_run(conn: Connection, run_id: str, values: dict[str, Any]) -> None:
+    """Change a run's columns."""
+    conn.execute(runs.update().where(runs.c.id == run_id).values(**values))
+
+
+def list_runs(conn: Connection, export_id: str, limit: int = 100) -> list[dict[str, Any]]:
+    """Newest runs first."""
+    rows = conn.execute(
+        sa.select(runs)
+        .where(runs.c.export_id == export_id)
+        .order_by(runs.c.created_at.desc(), runs.c.window_end.desc())
+        .limit(limit)
+    )
+    return [dict(row._mapping) for row in rows]
+
+
+def get_run(conn: Connection, run_id: str) -> dict[str, Any] | None:
+    """One run."""
+    row = conn.execute(sa.select(runs).where(runs.c.id == run_id)).first()
+    return None if row is None else dict(row._mapping)
+
+
+def update_export(conn: Connection, export_id: str, values: dict[str, Any]) -> None:
+    """Change an export's columns."""
+    conn.execute(
+        exports.update().where(exports.c.id == export_id).values(updated_at=now_ms(), **values)
+    )
+
+
+def high_water_before(conn: Connection, before_ms: int) -> int:
+    """The ingest sequence of the last event received before ``before_ms`` (0 if none).
+
+    Sequence numbers commit in order (writers are serialised), so everything at or below the
+    answer is committed: a range ending there never skips an in-flight event.
+    """
+    seq = conn.execute(
+        sa.select(events.c.seq)
+        .where(events.c.received_at < before_ms)
+        .order_by(events.c.received_at.desc(), events.c.seq.desc())
+        .limit(1)
+    ).scalar_one_or_none()
+    return int(seq or 0)
+
+
+def high_water_now(conn: Connection) -> int:
+    """The last committed sequence number."""
+    return int(conn.execute(sa.select(sa.func.coalesce(sa.func.max(events.c.seq), 0))).scalar_one())
+
+
+def _filters(
+    project_id: int,
+    seq_from: int,
+    seq_to: int,
+    names: list[str] | None,
+    received: tuple[int, int] | None,
+) -> list[sa.ColumnElement[bool]]:
+    where = [events.c.project_id == project_id, events.c.seq > seq_from, events.c.seq <= seq_to]
+    if names is not None:
+        where.append(events.c.event_name.in_(names))
+    if received is not None:
+        where.append(events.c.received_at >= received[0])
+        where.append(events.c.received_at < received[1])
+    return where
+
+
+def measure(
+    conn: Connection,
+    project_id: int,
+    seq_from: int,
+    seq_to: int,
+    names: list[str] | None = None,
+    received: tuple[int, int] | None = None,
+) -> tuple[int, int]:
+    """(events, payload bytes) in a run's range."""
+    row = conn.execute(
+        sa.select(
+            sa.func.count(), sa.func.coalesce(sa.func.sum(sa.func.length(events.c.payload)), 0)
+        ).where(*_filters(project_id, seq_from, seq_to, names, received))
+    ).one()
+    return int(row[0]), int(row[1])
+
+
+def stream_payloads(
+    engine: Engine,
+    project_id: int,
+    seq_from: int,
+    seq_to: int,
+    names: list[str] | None = None,
+    received: tuple[int, int] | None = None,
+    chunk: int = 10_000,
+) -> Iterator[list[bytes]]:
+    """Payloads in ingest order, a chunk at a time (keyset pagination: bounded memory)."""
+    cursor = seq_from
+    while True:
+        with engine.connect() as conn:
+            rows = conn.execute(
+                sa.select(events.c.seq, events.c.payload)
+                .where(*_filters(project_id, cursor, seq_to, names, received))
+                .order_by(events.c.seq)
+                .limit(chunk)
+            ).all()
+        if not rows:
+            return
+        cursor = rows[-1][0]
+        yield [bytes(row[1]) for row in rows]
+        if len(rows) < chunk:
+            return
