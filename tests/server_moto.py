@@ -50,8 +50,11 @@ def moto_server() -> Iterator[Moto]:
     """Start moto_server on a free port; yield it with admin credentials; stop it."""
     port = free_port()
     log = Path(tempfile.mkstemp(prefix="moto-", suffix=".log")[1])
-    env = {**os.environ, "INITIAL_NO_AUTH_ACTION_COUNT": str(SETUP_REQUESTS),
-           "MOTO_ALLOW_NONEXISTENT_REGION": "true"}
+    env = {
+        **os.environ,
+        "INITIAL_NO_AUTH_ACTION_COUNT": str(SETUP_REQUESTS),
+        "MOTO_ALLOW_NONEXISTENT_REGION": "true",
+    }
     binary = Path(sys.executable).with_name("moto_server")
     with log.open("wb") as out:
         process = subprocess.Popen(
@@ -63,11 +66,19 @@ def moto_server() -> Iterator[Moto]:
         except ServerFailed as exc:
             raise ServerFailed(f"moto_server did not start: {exc}\n{log.read_text()}") from None
         endpoint = f"http://127.0.0.1:{port}"
-        iam = boto3.client("iam", endpoint_url=endpoint, region_name=REGION,
-                           aws_access_key_id="setup", aws_secret_access_key="setup")
+        iam = boto3.client(
+            "iam",
+            endpoint_url=endpoint,
+            region_name=REGION,
+            aws_access_key_id="setup",
+            aws_secret_access_key="setup",
+        )
         iam.create_user(UserName="spillway-test-admin")
-        iam.put_user_policy(UserName="spillway-test-admin", PolicyName="admin",
-                            PolicyDocument=orjson.dumps(ADMIN_POLICY).decode())
+        iam.put_user_policy(
+            UserName="spillway-test-admin",
+            PolicyName="admin",
+            PolicyDocument=orjson.dumps(ADMIN_POLICY).decode(),
+        )
         key = iam.create_access_key(UserName="spillway-test-admin")["AccessKey"]
         yield Moto(endpoint, key["AccessKeyId"], key["SecretAccessKey"])
     finally:
