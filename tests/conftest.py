@@ -17,6 +17,8 @@ from tests import servers
 pytest_plugins = [
     "tests.integration.destinations.case_local",
     "tests.integration.destinations.case_s3",
+    "tests.integration.destinations.case_gcs",
+    "tests.integration.destinations.case_azure_blob",
 ]
 
 

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from sqlalchemy.engine import Engine
 
 from spillway.errors import InputError
@@ -27,6 +27,9 @@ ChannelType = Literal[
     "CUSTOM",
 ]
 MAX_BATCH = 100
+MAX_ID = 256
+# A metric is a finite number: JSON has no NaN or infinity, and PostgreSQL's json refuses them.
+Metric = Annotated[float, Field(allow_inf_nan=False)]
 # Maps that merge key by key on update; a key sent as null is removed.
 MERGED = ("attributes", "user_attributes", "demographic", "location", "metrics")
 
@@ -46,6 +49,25 @@ def _string_lists(value: dict[str, Any] | None) -> dict[str, list[str] | None] |
         else:
             raise ValueError(f"attribute {key!r} must be a string or a list of strings")
     return out
+
+
+def _has_nul(value: Any) -> bool:
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any(_has_nul(k) or _has_nul(v) for k, v in value.items())
+    if isinstance(value, list):
+        return any(_has_nul(v) for v in value)
+    return False
+
+
+def check_id(endpoint_id: str) -> str:
+    """An endpoint id from a path: 1 to 256 characters, no NUL."""
+    if not 0 < len(endpoint_id) <= MAX_ID:
+        raise InputError(f"an endpoint id must be 1 to {MAX_ID} characters long", status_code=422)
+    if "\x00" in endpoint_id:
+        raise InputError("an endpoint id must not contain the NUL character", status_code=422)
+    return endpoint_id
 
 
 class Demographic(BaseModel):
@@ -78,7 +100,7 @@ class EndpointIn(BaseModel):
     """The body of an endpoint upsert. Every field is optional on update."""
 
     model_config = ConfigDict(extra="forbid")
-    endpoint_id: str | None = Field(default=None, min_length=1, max_length=256)
+    endpoint_id: str | None = Field(default=None, min_length=1, max_length=MAX_ID)
     user_id: str | None = Field(default=None, max_length=256)
     channel_type: ChannelType | None = None
     address: str | None = Field(default=None, max_length=512)
@@ -88,10 +110,16 @@ class EndpointIn(BaseModel):
     user_attributes: dict[str, Any] | None = None
     demographic: Demographic | None = None
     location: Location | None = None
-    metrics: dict[str, float | None] | None = None
+    metrics: dict[str, Metric | None] | None = None
     effective_date: str | None = None
 
     _lists = field_validator("attributes", "user_attributes")(_string_lists)
+
+    @model_validator(mode="after")
+    def _no_nul(self) -> EndpointIn:
+        if _has_nul(self.model_dump()):
+            raise ValueError("text fields must not contain the NUL character (\\u0000)")
+        return self
 
 
 class EndpointBatch(BaseModel):

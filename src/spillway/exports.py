@@ -45,7 +45,7 @@ class ExportSettings(BaseModel):
     @classmethod
     def _pgp(cls, value: str | None) -> str | None:
         if value:
-            from spillway.engine.pgp import inspect_public_key  # type: ignore[import-not-found,unused-ignore]
+            from spillway.engine.pgp import inspect_public_key
 
             inspect_public_key(value)  # raises ValueError with what to fix
         return value or None

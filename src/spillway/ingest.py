@@ -231,6 +231,8 @@ def judge(raw_events: list[Any], received_ms: int, limits: Limits) -> Judged:
             uid = raw.get("uid")
             if type(uid) is not str or not 0 < len(uid) <= _MAX_TEXT:
                 uid = _text(uid, "uid", required=True)
+            if "\x00" in name or "\x00" in uid:  # PostgreSQL text cannot hold it
+                raise ValueError("event_name and uid must not contain the NUL character (\\u0000)")
             event_type = raw.get("event_type") or "USER_ACTION_EVENT"
             if type(event_type) is not str or event_type not in known_types:
                 if type(event_type) is not str or not _EVENT_TYPE.fullmatch(event_type):

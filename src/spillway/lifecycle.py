@@ -20,7 +20,7 @@ from spillway.store import catalog as q
 from spillway.store.db import now_ms
 from spillway.store.projects import project_by_id, record_audit
 
-DEFAULT_FEATURES = {"read_back": False, "cleanup": False}
+DEFAULT_FEATURES = {"read_back": False, "cleanup": False, "test_record": False}
 
 
 class ValidationFailed(InputError):
@@ -45,7 +45,12 @@ class Actor:
 def needs(features: dict[str, Any]) -> Needs:
     """The operations a destination's features rely on."""
     cleanup = bool(features.get("cleanup"))
-    return Needs(read=bool(features.get("read_back")), list=cleanup, delete=cleanup)
+    return Needs(
+        read=bool(features.get("read_back")),
+        list=cleanup,
+        delete=cleanup,
+        test_record=bool(features.get("test_record")),
+    )
 
 
 def _features(raw: dict[str, Any] | None) -> dict[str, bool]:
@@ -207,6 +212,8 @@ def validate_stored(
                 "status": "active" if all_passed(checks) else "failing",
             },
         )
+        if all_passed(checks):
+            q.retry_exports_now(conn, destination_id)
     return checks
 
 
@@ -255,6 +262,7 @@ def update(
         )
     with engine.connect().execution_options(write=True) as conn, conn.begin():
         q.update_destination(conn, destination_id, values)
+        q.retry_exports_now(conn, destination_id)
         record_audit(
             conn,
             actor=actor.name,
@@ -296,6 +304,7 @@ def rotate(
                 "status": "active",
             },
         )
+        q.retry_exports_now(conn, destination_id)  # failing exports catch up right away
         record_audit(
             conn,
             actor=actor.name,

@@ -16,13 +16,13 @@ from spillway.store import endpoints as q
 router = APIRouter(prefix="/api/v1/endpoints", tags=["endpoints"])
 
 
-@router.put("/{endpoint_id}", response_class=JSON)
+@router.put("/{endpoint_id:path}", response_class=JSON)
 async def put_endpoint(
     endpoint_id: str, body: domain.EndpointIn, context: ContextDep, principal: WriteKey
 ) -> dict[str, Any]:
     """Create or update one endpoint; attribute maps merge with what is stored."""
     records = await run_in_threadpool(
-        domain.upsert, context.engine, principal.project_id, [(endpoint_id, body)]
+        domain.upsert, context.engine, principal.project_id, [(domain.check_id(endpoint_id), body)]
     )
     return domain.public(records[0])
 
@@ -41,11 +41,11 @@ async def put_endpoints(
     return {"endpoints": [domain.public(r) for r in records]}
 
 
-@router.get("/{endpoint_id}", response_class=JSON)
+@router.get("/{endpoint_id:path}", response_class=JSON)
 def get_endpoint(endpoint_id: str, context: ContextDep, principal: ReadKey) -> dict[str, Any]:
     """One endpoint."""
     with context.engine.connect() as conn:
-        record = q.get_endpoint(conn, principal.project_id, endpoint_id)
+        record = q.get_endpoint(conn, principal.project_id, domain.check_id(endpoint_id))
     if record is None:
         raise NotFound(f"no endpoint {endpoint_id!r} in this project")
     return domain.public(record)
@@ -67,11 +67,11 @@ def list_endpoints(
     return {"endpoints": [domain.public(r) for r in records]}
 
 
-@router.delete("/{endpoint_id}", response_class=JSON)
+@router.delete("/{endpoint_id:path}", response_class=JSON)
 def delete_endpoint(endpoint_id: str, context: ContextDep, principal: WriteKey) -> dict[str, Any]:
     """Remove one endpoint."""
     with context.engine.connect().execution_options(write=True) as conn, conn.begin():
-        record = q.get_endpoint(conn, principal.project_id, endpoint_id)
+        record = q.get_endpoint(conn, principal.project_id, domain.check_id(endpoint_id))
         if record is None:
             raise NotFound(f"no endpoint {endpoint_id!r} in this project")
         q.delete_endpoint(conn, principal.project_id, endpoint_id)

@@ -14,7 +14,7 @@ from typing import Any, Protocol, cast
 
 from pydantic import BaseModel, ValidationError
 
-from spillway.destinations.base import ObjectStore
+from spillway.destinations.base import Destination
 from spillway.errors import InputError
 
 # kind → module path; adding a destination touches its folder and this line.
@@ -23,6 +23,8 @@ KINDS: dict[str, str] = {
     "s3": "spillway.destinations.s3.kind",
     "gcs": "spillway.destinations.gcs.kind",
     "azure_blob": "spillway.destinations.azure_blob.kind",
+    "kinesis": "spillway.destinations.kinesis.kind",
+    "firehose": "spillway.destinations.firehose.kind",
 }
 
 
@@ -32,7 +34,7 @@ class KindModule(Protocol):
     Config: type[BaseModel]
     Credentials: type[BaseModel]
 
-    def build(self, config: Any, credentials: Any, external_id: str) -> ObjectStore: ...
+    def build(self, config: Any, credentials: Any, external_id: str) -> Destination: ...
 
     def public_credentials(self, credentials: Any) -> dict[str, Any]: ...
 
@@ -79,7 +81,7 @@ def parse(kind: str, config: dict[str, Any], credentials: dict[str, Any]) -> Par
     return Parsed(kind, parsed_config, parsed_credentials)
 
 
-def build(parsed: Parsed, external_id: str) -> ObjectStore:
+def build(parsed: Parsed, external_id: str) -> Destination:
     """A live store for a parsed destination."""
     return kind_module(parsed.kind).build(parsed.config, parsed.credentials, external_id)
 

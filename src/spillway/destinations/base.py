@@ -71,6 +71,7 @@ class Needs:
     read: bool = False  # read-back verification of uploaded files
     list: bool = False  # finding leftovers of failed attempts
     delete: bool = False  # removing those leftovers (and the validation object)
+    test_record: bool = False  # streams: send one test record (consumers will see it)
 
 
 @dataclass(frozen=True, slots=True)
@@ -296,3 +297,64 @@ def object_checks(
             )
         )
     return checks
+
+
+@dataclass(frozen=True, slots=True)
+class StreamLimits:
+    """A record service's batch limits (Kinesis PutRecords, Firehose PutRecordBatch)."""
+
+    max_records: int  # records per call
+    max_call_bytes: int  # bytes per call (data, plus partition keys where they count)
+    max_record_bytes: int  # bytes per record (plus its partition key where it counts)
+    counts_partition_key: bool  # Kinesis counts the key's UTF-8 bytes against both limits
+    newline: bool  # Firehose: terminate each record with "\n" so S3 objects hold one per line
+
+    def record_size(self, data: bytes, partition_key: str) -> int:
+        """What one record weighs against the limits."""
+        size = len(data) + (1 if self.newline else 0)
+        if self.counts_partition_key:
+            size += len(partition_key.encode())
+        return size
+
+
+KINESIS_LIMITS = StreamLimits(500, 5 * 1024 * 1024, 1024 * 1024, True, False)
+FIREHOSE_LIMITS = StreamLimits(500, 4 * 1024 * 1024, 1000 * 1024, False, True)
+
+
+@dataclass(frozen=True, slots=True)
+class StreamRecord:
+    """One record to send: its bytes (newline not included) and its partition key (the uid)."""
+
+    data: bytes
+    partition_key: str
+
+
+class RecordStream(abc.ABC):
+    """A record destination: Kinesis Data Streams, Firehose.
+
+    ``put_records`` sends one batch within :attr:`limits` and returns, per record in order,
+    ``None`` when it was acknowledged or the service's error code when it was not (to be resent).
+    A failure of the whole call raises :class:`TransientError` (throttling, 5xx, timeouts) or
+    :class:`DestinationError` (access denied, stream missing or deleted, bad credentials).
+    """
+
+    kind: ClassVar[str]
+    capabilities: ClassVar[Capabilities] = Capabilities(
+        objects=False, streams=True, multipart=False
+    )
+    limits: ClassVar[StreamLimits]
+
+    @abc.abstractmethod
+    def put_records(self, records: list[StreamRecord]) -> list[str | None]:
+        """Send one batch; per record, None (acknowledged) or the error code to retry on."""
+
+    @abc.abstractmethod
+    def validate(self, needs: Needs) -> list[Check]:
+        """Run the ordered checks of this kind against the real service."""
+
+    def close(self) -> None:
+        """Release clients and connections."""
+        return None
+
+
+Destination = ObjectStore | RecordStream

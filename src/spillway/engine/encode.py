@@ -218,13 +218,13 @@ def open_encoder(
     out: Sink = sink
     pgp: Layer | None = None
     if spec.pgp_public_key:
-        from spillway.engine.pgp import PgpLayer  # type: ignore[import-not-found,unused-ignore]
+        from spillway.engine.pgp import PgpLayer
 
         pgp = PgpLayer(spec.pgp_public_key, sink)
         out = pgp
     meta = run_meta(app_name, db_name, window_end)
     if spec.format == "parquet":
-        from spillway.engine.parquet import ParquetEncoder  # type: ignore[import-not-found,unused-ignore]
+        from spillway.engine.parquet import ParquetEncoder
 
         return _Finishing(ParquetEncoder(out, meta, selection, spec.compression), pgp)
     layer = compressor(spec.compression, out)

@@ -62,9 +62,9 @@ def _private_home() -> Path:
     return home
 
 
-def _base_args(home: Path) -> list[str]:
+def _base_args(gpg: str, home: Path) -> list[str]:
     return [
-        _gpg(),
+        gpg,
         "--batch",
         "--no-tty",
         "--quiet",
@@ -101,13 +101,12 @@ class PgpLayer:
     """Encrypts everything written to it for one public key; binary OpenPGP into ``out``."""
 
     def __init__(self, public_key: str, out: Sink) -> None:
+        gpg = _gpg()
         self._out = out
-        self._home = _private_home()
-        self._keyfile = self._home / "recipient.asc"
-        self._keyfile.write_text(public_key, encoding="utf-8")
-        self._stderr: IO[bytes] = open(self._home / "stderr", "w+b")  # noqa: SIM115
+        self._home = home = _private_home()
+        self._keyfile = home / "recipient.asc"
         args = [
-            *_base_args(self._home),
+            *_base_args(gpg, home),
             "--trust-model",
             "always",
             "--no-auto-check-trustdb",
@@ -120,33 +119,36 @@ class PgpLayer:
             "-",
             "--encrypt",
         ]
+        stderr: IO[bytes] | None = None
         try:
-            self._proc = subprocess.Popen(
+            self._keyfile.write_text(public_key, encoding="utf-8")
+            stderr = open(home / "stderr", "w+b")  # noqa: SIM115 (closed by _release)
+            proc = subprocess.Popen(
                 args,
                 stdin=subprocess.PIPE,
                 stdout=subprocess.PIPE,
-                stderr=self._stderr,
+                stderr=stderr,
                 bufsize=0,
                 env=_env(),
             )
         except OSError as exc:
-            self._stderr.close()
-            shutil.rmtree(self._home, ignore_errors=True)
+            if stderr is not None:
+                stderr.close()
+            shutil.rmtree(home, ignore_errors=True)
             raise TerminalError(f"could not start gpg for PGP encryption: {exc}") from exc
-        assert self._proc.stdin is not None and self._proc.stdout is not None
-        self._stdin_fd = self._proc.stdin.fileno()
-        self._stdout_fd = self._proc.stdout.fileno()
+        self._proc, self._stderr = proc, stderr
+        self._selector = selectors.DefaultSelector()
+        # Frees the process and the temp dir even when the caller abandons the layer.
+        self._cleanup = weakref.finalize(self, _release, proc, self._selector, stderr, home)
+        assert proc.stdin is not None and proc.stdout is not None
+        self._stdin_fd = proc.stdin.fileno()
+        self._stdout_fd = proc.stdout.fileno()
         for fd in (self._stdin_fd, self._stdout_fd):
             os.set_blocking(fd, False)
             _grow_pipe(fd)
-        self._selector = selectors.DefaultSelector()
         self._selector.register(self._stdin_fd, selectors.EVENT_WRITE)
         self._selector.register(self._stdout_fd, selectors.EVENT_READ)
         self._done = False
-        # Frees the process and the temp dir even when the caller abandons the layer.
-        self._cleanup = weakref.finalize(
-            self, _release, self._proc, self._selector, self._stderr, self._home
-        )
 
     def write(self, chunk: bytes) -> None:
         """Feed ``chunk`` to gpg, forwarding ciphertext to ``out`` as it comes."""
@@ -321,12 +323,13 @@ def inspect_public_key(text: str, *, now: float | None = None) -> dict[str, str]
 
 
 def _show_keys(text: str) -> list[list[str]]:
+    gpg = _gpg()
     home = _private_home()
     try:
         keyfile = home / "key.asc"
         keyfile.write_text(text, encoding="utf-8")
         args = [
-            *_base_args(home),
+            *_base_args(gpg, home),
             "--with-colons",
             "--fixed-list-mode",
             "--show-keys",
@@ -339,7 +342,7 @@ def _show_keys(text: str) -> list[list[str]]:
     finally:
         shutil.rmtree(home, ignore_errors=True)
     if done.returncode != 0:
-        raise ValueError(_NOT_A_KEY)
+        raise ValueError(f"{_NOT_A_KEY} (gpg: {_gpg_message(done.stderr, keyfile)})")
     lines = done.stdout.decode("utf-8", "replace").splitlines()
     return [line.split(":") for line in lines if line]
 

@@ -133,7 +133,8 @@ def execute(ctx: RunContext, export: dict[str, Any], run: dict[str, Any]) -> dic
         if run["kind"] != "backfill":
             moves: dict[str, Any] = {"cursor_seq": seq_to}
             if run["kind"] == "scheduled":
-                moves["last_window_end"] = window_end
+                # Never backwards: the scheduler may already have marked later empty windows.
+                moves["last_window_end"] = max(window_end, q.last_window_end(conn, export["id"]))
             q.update_export(conn, export["id"], moves)
     return result
 

@@ -16,7 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
 
 from spillway import lifecycle
 from spillway.engine import runner
@@ -112,7 +112,13 @@ class Scheduler:
         if not ends:
             return
         with self.engine.connect().execution_options(write=True) as conn, conn.begin():
-            for end in ends:
+            needed = _windows_with_data(conn, export, ends)
+            if len(needed) < len(ends):
+                # The later windows closed with nothing new: mark them covered instead of
+                # queueing empty runs (after a week-long outage, hundreds of them). An event
+                # committed late still lands in the next window's run: the cursor stays put.
+                q.update_export(conn, export["id"], {"last_window_end": ends[-1]})
+            for end in needed:
                 q.insert_run(
                     conn,
                     {
@@ -226,3 +232,21 @@ class Scheduler:
         export["status"] = status
         if self.notify is not None:
             self.notify(export, status, reason)
+
+
+def _windows_with_data(conn: Connection, export: dict[str, Any], ends: list[int]) -> list[int]:
+    """The due window ends that runs are needed for: up to the first one covering every event.
+
+    Events are ordered by ingest sequence; a window's run covers the cursor up to the high-water
+    mark at its close. Once a window's high-water mark reaches the project's latest event, the
+    windows after it would be empty.
+    """
+    latest = q.latest_project_seq(conn, export["project_id"], after=int(export["cursor_seq"]))
+    if latest is None:
+        return []
+    needed: list[int] = []
+    for end in ends:
+        needed.append(end)
+        if q.high_water_before(conn, end * 1000) >= latest:
+            break
+    return needed

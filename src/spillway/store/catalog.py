@@ -90,6 +90,15 @@ def disable_exports(conn: Connection, ids: list[str], reason: str) -> None:
         )
 
 
+def retry_exports_now(conn: Connection, destination_id: str) -> None:
+    """Clear the back-off of the destination's exports: a fix should show without waiting."""
+    conn.execute(
+        exports.update()
+        .where(exports.c.destination_id == destination_id, exports.c.status != "disabled")
+        .values(next_attempt_at=None)
+    )
+
+
 def insert_export(conn: Connection, values: dict[str, Any]) -> None:
     """Store a new export."""
     now = now_ms()

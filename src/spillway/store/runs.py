@@ -124,6 +124,14 @@ def update_export(conn: Connection, export_id: str, values: dict[str, Any]) -> N
     )
 
 
+def last_window_end(conn: Connection, export_id: str) -> int:
+    """The end of the export's last covered window (0 before the first)."""
+    value = conn.execute(
+        sa.select(exports.c.last_window_end).where(exports.c.id == export_id)
+    ).scalar_one_or_none()
+    return int(value or 0)
+
+
 def high_water_before(conn: Connection, before_ms: int) -> int:
     """The ingest sequence of the last event received before ``before_ms`` (0 if none).
 
@@ -137,6 +145,17 @@ def high_water_before(conn: Connection, before_ms: int) -> int:
         .limit(1)
     ).scalar_one_or_none()
     return int(seq or 0)
+
+
+def latest_project_seq(conn: Connection, project_id: int, *, after: int) -> int | None:
+    """The sequence of the project's newest event after ``after``, or None when there is none."""
+    seq = conn.execute(
+        sa.select(events.c.seq)
+        .where(events.c.project_id == project_id, events.c.seq > after)
+        .order_by(events.c.seq.desc())
+        .limit(1)
+    ).scalar_one_or_none()
+    return None if seq is None else int(seq)
 
 
 def high_water_now(conn: Connection) -> int:

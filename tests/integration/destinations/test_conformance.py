@@ -10,7 +10,7 @@ import pytest
 from spillway.destinations.base import CheckStatus, Needs, all_passed
 from tests.integration.destinations.cases import StoreCase
 
-KINDS = ["local", "s3"]
+KINDS = ["local", "s3", "gcs", "azure_blob"]
 
 
 @pytest.fixture(params=KINDS)

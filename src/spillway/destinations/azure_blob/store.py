@@ -1,0 +1,364 @@
+"""Azure block blobs: one Put Blob for a small object, staged blocks and a block list otherwise.
+
+Every block and single upload carries a transactional MD5 (Azure refuses bytes that arrive
+damaged), and every blob records the MD5 of its whole content for readers to check. An aborted
+writer never commits its block list: nothing becomes visible, and Azure discards the
+uncommitted blocks within a week.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import logging
+import re
+import secrets
+from enum import Enum
+from typing import Any
+
+from azure.core.credentials import AzureNamedKeyCredential, AzureSasCredential
+from azure.core.exceptions import (
+    AzureError,
+    ClientAuthenticationError,
+    ResourceNotFoundError,
+    ServiceRequestError,
+    ServiceResponseError,
+)
+from azure.storage.blob import BlobBlock, ContainerClient, ContentSettings
+
+from spillway.destinations.azure_blob.kind import AzureBlobConfig, Target
+from spillway.destinations.base import (
+    DEFAULT_PART_SIZE,
+    Capabilities,
+    Check,
+    DestinationError,
+    Needs,
+    ObjectStore,
+    ObjectWriter,
+    PartBuffer,
+    StoredObject,
+)
+from spillway.errors import TransientError
+
+# The SDK traces every request at INFO; keep that out of Spillway's log unless asked for.
+HTTP_LOG = logging.getLogger("spillway.destinations.azure_blob.http")
+HTTP_LOG.setLevel(logging.WARNING)
+
+# Retries inside the SDK stay short (its default first wait is 15 s): the engine retries whole
+# runs with its own backoff, and validation should answer within seconds.
+CLIENT_OPTIONS: dict[str, Any] = {
+    "retry_total": 3,
+    "initial_backoff": 1,
+    "increment_base": 2,
+    "connection_timeout": 5,
+    "read_timeout": 60,
+    "logger": HTTP_LOG,
+}
+MAX_BLOCKS = 50_000  # blocks Azure accepts in one blob
+TRANSIENT_CODES = {"ServerBusy", "OperationTimedOut", "InternalError"}
+TRANSIENT_STATUS = {408, 429, 500, 502, 503, 504}
+# The SAS or key was not accepted at all (Azurite answers AuthorizationFailure where Azure
+# answers AuthenticationFailed; Azure also uses AuthorizationFailure for its firewall).
+AUTH_CODES = {
+    "AuthenticationFailed",
+    "AuthorizationFailure",
+    "InvalidAuthenticationInfo",
+    "NoAuthenticationInformation",
+}
+# The signature is good, but the SAS does not allow this request.
+SAS_LIMIT_CODES = {
+    "AuthorizationPermissionMismatch",
+    "AuthorizationResourceTypeMismatch",
+    "AuthorizationServiceMismatch",
+    "AuthorizationProtocolMismatch",
+    "AuthorizationSourceIPMismatch",
+}
+_SIG = re.compile(r"(sig=)[^&\s'\"]+", re.IGNORECASE)
+
+
+def error_code(exc: BaseException) -> str:
+    """Azure's error code ('ContainerNotFound'…), or '' for errors without one."""
+    code = getattr(exc, "error_code", None)
+    if isinstance(code, Enum):
+        return str(code.value)
+    return str(code or "")
+
+
+def status_code(exc: BaseException) -> int:
+    """The HTTP status of a service error (0 when no answer came)."""
+    status = getattr(exc, "status_code", None)
+    return status if isinstance(status, int) else 0
+
+
+def _needed_permission(exc: BaseException) -> str:
+    """The SAS permission the refused request needed, from its method and query."""
+    request = getattr(getattr(exc, "response", None), "request", None)
+    method = str(getattr(request, "method", "")).upper()
+    url = str(getattr(request, "url", ""))
+    if method == "PUT":
+        return "w (write)"
+    if method == "DELETE":
+        return "d (delete)"
+    if "comp=list" in url:
+        return "l (list)"
+    return "r (read)"
+
+
+def _reason(exc: BaseException) -> str:
+    """The first line of Azure's message (the rest is request ids and the raw XML)."""
+    message = str(getattr(exc, "message", None) or getattr(exc, "reason", None) or exc)
+    return message.strip().splitlines()[0] if message.strip() else exc.__class__.__name__
+
+
+class AzureBlobWriter(ObjectWriter):
+    """One blob: buffered until a block is full, then staged; committed as a block list."""
+
+    def __init__(self, store: AzureBlobStore, key: str, content_type: str) -> None:
+        super().__init__(key)
+        self._store = store
+        self._blob = store.container.get_blob_client(key)
+        self._content_type = content_type
+        self._buffer = PartBuffer(store.part_size)
+        # Block ids must have one length within a blob; a random prefix keeps this writer's
+        # blocks apart from those an earlier, aborted writer left under the same name.
+        self._prefix = secrets.token_hex(8)
+        self._blocks: list[str] = []
+        self._md5 = hashlib.md5(usedforsecurity=False)
+
+    def _write(self, chunk: bytes) -> None:
+        self._md5.update(chunk)
+        for part in self._buffer.add(chunk):
+            self._stage(part)
+
+    def _stage(self, data: bytes) -> None:
+        if len(self._blocks) >= MAX_BLOCKS:
+            raise DestinationError(
+                f"{self.key} would need more than {MAX_BLOCKS} blocks of {self._store.part_size} "
+                "bytes; Azure allows no more per blob"
+            )
+        block_id = f"{self._prefix}-{len(self._blocks):06d}"
+        try:
+            self._blob.stage_block(block_id, data, length=len(data), validate_content=True)
+        except AzureError as exc:
+            raise self._store.failure(exc) from None
+        self._blocks.append(block_id)
+
+    def _commit(self) -> StoredObject:
+        rest = self._buffer.rest()
+        digest = self._md5.digest()
+        settings = ContentSettings(content_type=self._content_type, content_md5=bytearray(digest))
+        try:
+            if not self._blocks:
+                response = self._blob.upload_blob(
+                    rest,
+                    length=len(rest),
+                    overwrite=True,
+                    validate_content=True,
+                    content_settings=settings,
+                )
+            else:
+                if rest:
+                    self._stage(rest)
+                blocks = [BlobBlock(block_id) for block_id in self._blocks]
+                response = self._blob.commit_block_list(blocks, content_settings=settings)
+        except AzureError as exc:
+            raise self._store.failure(exc) from None
+        details = {
+            "parts": max(len(self._blocks), 1),
+            "etag": response.get("etag"),
+            "content_md5": base64.b64encode(digest).decode(),
+        }
+        return StoredObject(self.key, self.size, details)
+
+    def _abort(self) -> None:
+        # Staged blocks are invisible until a block list names them; none ever will.
+        self._blocks = []
+        self._buffer.rest()
+
+
+class AzureBlobStore(ObjectStore):
+    """A container in an Azure Storage account (or Azurite)."""
+
+    kind = "azure_blob"
+    capabilities = Capabilities(objects=True, streams=False, multipart=True)
+
+    def __init__(
+        self, config: AzureBlobConfig, target: Target, *, part_size: int = DEFAULT_PART_SIZE
+    ) -> None:
+        super().__init__(config.folder, part_size=part_size)
+        self.config = config
+        self.target = target
+        self.client_options = dict(CLIENT_OPTIONS)
+        self._container: ContainerClient | None = None
+
+    @property
+    def container(self) -> ContainerClient:
+        """The SDK's client of the container (created on first use)."""
+        if self._container is None:
+            target = self.target
+            credential: AzureNamedKeyCredential | AzureSasCredential
+            if target.account_key is not None:
+                credential = AzureNamedKeyCredential(
+                    target.account_name or "", target.account_key.get_secret_value()
+                )
+            elif target.sas_token is not None:
+                credential = AzureSasCredential(target.sas_token.get_secret_value())
+            else:  # resolve() always sets one of the two
+                raise DestinationError("no account key or SAS token to authenticate with")
+            self._container = ContainerClient(
+                target.account_url,
+                self.config.container,
+                credential=credential,
+                **self.client_options,
+            )
+        return self._container
+
+    @property
+    def account(self) -> str:
+        """The storage account, for messages."""
+        return self.target.account_name or self.target.account_url
+
+    def open_object(
+        self, key: str, *, content_type: str = "application/octet-stream"
+    ) -> ObjectWriter:
+        return AzureBlobWriter(self, key, content_type)
+
+    def read_object(self, key: str) -> bytes:
+        try:
+            return self.container.download_blob(key).readall()
+        except AzureError as exc:
+            raise self.failure(exc, key) from None
+
+    def list_objects(self, prefix: str) -> list[str]:
+        try:
+            return sorted(self.container.list_blob_names(name_starts_with=prefix or None))
+        except AzureError as exc:
+            raise self.failure(exc) from None
+
+    def delete_object(self, key: str) -> None:
+        try:
+            self.container.delete_blob(key, delete_snapshots="include")
+        except ResourceNotFoundError as exc:
+            if error_code(exc) != "BlobNotFound":
+                raise self.failure(exc, key) from None
+        except AzureError as exc:
+            raise self.failure(exc, key) from None
+
+    def validate(self, needs: Needs) -> list[Check]:
+        from spillway.destinations.azure_blob.checks import run_checks
+
+        return run_checks(self, needs)
+
+    def close(self) -> None:
+        if self._container is not None:
+            self._container.close()
+            self._container = None
+
+    def failure(self, exc: BaseException, key: str | None = None) -> Exception:
+        """An SDK error as transient (retry later) or terminal (a person must act)."""
+        message = self.explain(exc, key)
+        status = status_code(exc)
+        transient = (
+            isinstance(exc, ServiceRequestError | ServiceResponseError)
+            or error_code(exc) in TRANSIENT_CODES
+            or status in TRANSIENT_STATUS
+        )
+        return TransientError(message) if transient else DestinationError(message)
+
+    def explain(self, exc: BaseException, key: str | None = None) -> str:
+        """A sentence a person can act on, for any error the SDK raises; never a secret."""
+        return self._scrub(self._explain(exc, key))
+
+    def _explain(self, exc: BaseException, key: str | None) -> str:
+        code, status = error_code(exc), status_code(exc)
+        container, who = self.config.container, self.target.who
+        if isinstance(exc, ServiceRequestError):
+            return (
+                f"cannot reach {self.target.account_url} ({_reason(exc)}): check the account "
+                "name (or account_url) and that DNS, proxy and firewall let Spillway connect"
+            )
+        if isinstance(exc, ServiceResponseError):
+            return (
+                f"the connection to {self.target.account_url} broke before Azure answered "
+                f"({_reason(exc)}); Spillway retries"
+            )
+        if code == "ContainerNotFound":
+            return (
+                f"container {container} does not exist in storage account {self.account} "
+                "(ContainerNotFound): create it, or fix the container name"
+            )
+        if code == "BlobNotFound":
+            blob = f"blob {key}" if key else "the blob"
+            return f"{blob} does not exist in container {container} (BlobNotFound)"
+        if code == "KeyBasedAuthenticationNotPermitted":
+            return (
+                f"storage account {self.account} does not allow account-key authorization, which "
+                f"{who} relies on (KeyBasedAuthenticationNotPermitted): enable 'Allow storage "
+                "account key access' under Settings > Configuration"
+            )
+        if code in AUTH_CODES or isinstance(exc, ClientAuthenticationError):
+            return self._auth_failure(exc, code or "AuthenticationFailed")
+        if code == "AuthorizationPermissionMismatch":
+            return (
+                f"{who} does not allow this operation (AuthorizationPermissionMismatch): it "
+                f"needs the {_needed_permission(exc)} permission on container {container}"
+            )
+        if code == "AuthorizationSourceIPMismatch":
+            return (
+                f"{who} only allows some IP addresses, and not Spillway's "
+                "(AuthorizationSourceIPMismatch): widen or remove its allowed IP range"
+            )
+        if code == "AuthorizationProtocolMismatch":
+            return (
+                f"{who} only allows HTTPS (AuthorizationProtocolMismatch): use an https:// "
+                "account_url"
+            )
+        if code in ("AuthorizationResourceTypeMismatch", "AuthorizationServiceMismatch"):
+            return (
+                f"{who} is an account SAS that does not cover blob containers and objects "
+                f"({code}): generate it for the Blob service with resource types Container and "
+                "Object"
+            )
+        if code == "AccountIsDisabled":
+            return f"storage account {self.account} is disabled (AccountIsDisabled)"
+        if code in TRANSIENT_CODES or status in TRANSIENT_STATUS:
+            return (
+                f"Azure could not serve the request ({code or status}: {_reason(exc)}); "
+                "Spillway retries"
+            )
+        if code or status:
+            return f"{code or f'HTTP {status}'}: {_reason(exc)}"
+        return f"{exc.__class__.__name__}: {_reason(exc)}"
+
+    def _auth_failure(self, exc: BaseException, code: str) -> str:
+        who = self.target.who
+        text = str(getattr(exc, "message", "") or exc).lower()
+        if self.target.sas_token is not None and (
+            "expir" in text or "time frame" in text or "not valid" in text
+        ):
+            return (
+                f"{who} has expired or is not valid yet ({code}): generate a new one and rotate "
+                "this destination's credentials"
+            )
+        if self.target.sas_token is not None:
+            hint = (
+                f"check it was copied whole, is signed with a current account key, was made for "
+                f"account {self.account} and container {self.config.container}, and has not been "
+                "revoked"
+            )
+        else:
+            hint = (
+                f"check it is key1 or key2 of storage account {self.account}, copied whole, and "
+                "not rotated since"
+            )
+        return (
+            f"Azure rejected {who} ({code}): {hint}. If the storage account limits public "
+            "network access, also allow Spillway's address under Networking"
+        )
+
+    def _scrub(self, text: str) -> str:
+        text = _SIG.sub(r"\1REDACTED", text)
+        for secret in (self.target.account_key, self.target.sas_token):
+            if secret is not None and secret.get_secret_value():
+                text = text.replace(secret.get_secret_value(), "REDACTED")
+        return text

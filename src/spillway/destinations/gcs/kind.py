@@ -1,0 +1,225 @@
+"""Registry entry of the GCS kind: its settings, its two ways to authenticate, the factory.
+
+The models load no Google library, so the API can check input without importing the SDK.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import TYPE_CHECKING, Annotated, Any, Literal
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    RootModel,
+    SecretStr,
+    field_validator,
+    model_validator,
+)
+
+from spillway.secrets import mask
+
+if TYPE_CHECKING:
+    from spillway.destinations.gcs.store import GcsStore
+
+# Bucket names: 3-63 characters (up to 222 with dots, 63 per dot-separated part), lower-case
+# letters, digits, '-', '_' and '.', starting and ending with a letter or digit.
+_BUCKET = re.compile(r"^[a-z0-9][a-z0-9._-]{1,220}[a-z0-9]$")
+_PROJECT = re.compile(r"^([a-z][a-z0-9.-]*:)?[a-z][a-z0-9-]{4,28}[a-z0-9]$")
+
+
+class GcsConfig(BaseModel):
+    """Where objects are written."""
+
+    model_config = ConfigDict(extra="forbid")
+    bucket: str = Field(description="Bucket name, e.g. acme-exports (without gs://).")
+    folder: str = Field(default="", description="Folder path, no leading or trailing slash.")
+    project: str | None = Field(
+        default=None,
+        description="Project id used for requests; by default the service account key's.",
+    )
+    endpoint_url: str | None = Field(
+        default=None, description="A storage emulator's URL; leave empty for Google Cloud."
+    )
+
+    @model_validator(mode="after")
+    def _check(self) -> GcsConfig:
+        if self.bucket.startswith("gs://"):
+            raise ValueError(
+                f"bucket is the name only: use {self.bucket[5:].split('/')[0]!r}, without gs:// "
+                "(put a folder path in 'folder')"
+            )
+        parts = self.bucket.split(".")
+        if (
+            not _BUCKET.match(self.bucket)
+            or ".." in self.bucket
+            or (len(parts) == 1 and len(self.bucket) > 63)
+            or any(len(part) > 63 for part in parts)
+        ):
+            raise ValueError(
+                f"bucket {self.bucket!r} is not a valid Cloud Storage bucket name (3-63 "
+                "lower-case letters, digits, '-', '_' and '.', starting and ending with a letter "
+                "or digit)"
+            )
+        if self.folder != self.folder.strip("/"):
+            raise ValueError("folder must not start or end with '/'")
+        if self.project is not None and not _PROJECT.match(self.project):
+            raise ValueError(
+                f"project {self.project!r} is not a project id (6-30 lower-case letters, digits "
+                "and '-', like acme-analytics; not the project's display name or number)"
+            )
+        if self.endpoint_url is not None and not self.endpoint_url.startswith(
+            ("http://", "https://")
+        ):
+            raise ValueError("endpoint_url must start with http:// or https://")
+        return self
+
+
+class ServiceAccountKey(BaseModel):
+    """The JSON key of a service account, as the Cloud console downloads it.
+
+    Fields Spillway does not use (``auth_uri``, ``client_x509_cert_url``, …) are dropped.
+    """
+
+    model_config = ConfigDict(extra="ignore")
+    type: str
+    project_id: str | None = None
+    private_key_id: str | None = None
+    private_key: SecretStr
+    client_email: str
+    client_id: str | None = None
+    token_uri: str
+    universe_domain: str | None = None
+
+    @field_validator("type")
+    @classmethod
+    def _type(cls, value: str) -> str:
+        if value == "service_account":
+            return value
+        hint = {
+            "authorized_user": " (a person's login from `gcloud auth application-default login`)",
+            "external_account": " (workload identity federation, not supported yet)",
+            "impersonated_service_account": " (impersonation, not supported yet)",
+        }.get(value, "")
+        raise ValueError(
+            f"is {value!r}{hint}, not 'service_account': create a key for a service account "
+            "(IAM & Admin → Service accounts → Keys → Add key → JSON) and paste that file"
+        )
+
+    @field_validator("client_email")
+    @classmethod
+    def _email(cls, value: str) -> str:
+        if not re.fullmatch(r"[^@\s]+@[^@\s]+\.[^@\s]+", value):
+            raise ValueError(
+                "must be the service account's e-mail, like name@project.iam.gserviceaccount.com"
+            )
+        return value
+
+    @field_validator("private_key")
+    @classmethod
+    def _pem(cls, value: SecretStr) -> SecretStr:
+        text = value.get_secret_value()
+        # A key pasted through a tool that escaped it twice holds the two characters \n.
+        if "\\n" in text and "\n" not in text:
+            text = text.replace("\\n", "\n")
+        if "-----BEGIN" not in text or "PRIVATE KEY-----" not in text:
+            # Never echo any of it back: it is the secret.
+            raise ValueError(
+                "is not a PEM private key (it must start with -----BEGIN PRIVATE KEY-----): "
+                "paste the whole JSON key file unchanged"
+            )
+        return SecretStr(text)
+
+    @field_validator("token_uri")
+    @classmethod
+    def _token_uri(cls, value: str) -> str:
+        if not value.startswith(("https://", "http://")):
+            raise ValueError("must be a URL, normally https://oauth2.googleapis.com/token")
+        return value
+
+
+class ServiceAccount(BaseModel):
+    """A service account's JSON key: as the text of the downloaded file, or as an object."""
+
+    model_config = ConfigDict(extra="forbid")
+    mode: Literal["service_account"] = "service_account"
+    key_json: ServiceAccountKey
+
+    @field_validator("key_json", mode="before")
+    @classmethod
+    def _parse(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            try:
+                value = json.loads(value)
+            except json.JSONDecodeError as exc:
+                # The position helps find a truncated paste; the text itself is never shown.
+                raise ValueError(
+                    f"is not valid JSON ({exc.msg} at line {exc.lineno}, column {exc.colno}): "
+                    "paste the whole contents of the downloaded .json key file"
+                ) from None
+        if not isinstance(value, dict):
+            raise ValueError("must be the service account's JSON key (an object)")
+        return value
+
+
+class Anonymous(BaseModel):
+    """No credentials: only for a storage emulator (``endpoint_url``)."""
+
+    model_config = ConfigDict(extra="forbid")
+    mode: Literal["anonymous"] = "anonymous"
+
+
+GcsAuth = ServiceAccount | Anonymous
+
+
+class GcsCredentials(RootModel[GcsAuth]):
+    """What the API accepts: ``{"mode": "service_account", "key_json": …}`` or anonymous.
+
+    The downloaded key file itself (``{"type": "service_account", …}``) is accepted as well.
+    """
+
+    root: Annotated[GcsAuth, Field(discriminator="mode")]
+
+    @model_validator(mode="before")
+    @classmethod
+    def _mode(cls, data: Any) -> Any:
+        if not isinstance(data, dict):
+            return data
+        if "mode" not in data and data.get("type") == "service_account":
+            return {"mode": "service_account", "key_json": data}
+        if data.get("mode") not in ("service_account", "anonymous"):
+            raise ValueError(
+                "mode must be 'service_account' (with key_json: the service account's JSON "
+                "key) or 'anonymous' (only with a storage emulator's endpoint_url)"
+            )
+        return data
+
+
+Config = GcsConfig
+Credentials = GcsCredentials
+
+
+def build(config: GcsConfig, credentials: GcsCredentials, external_id: str) -> GcsStore:
+    """A store for the bucket (the SDK loads here; nothing talks to Google until used)."""
+    from spillway.destinations.gcs.store import GcsStore
+
+    return GcsStore(config, credentials.root)
+
+
+def public_credentials(credentials: GcsCredentials) -> dict[str, Any]:
+    """The masked view: who the service account is, never its private key."""
+    value = credentials.root
+    if isinstance(value, ServiceAccount):
+        key = value.key_json
+        return {
+            "mode": value.mode,
+            "client_email": key.client_email,
+            "project_id": key.project_id,
+            "private_key_id": mask(key.private_key_id) if key.private_key_id else None,
+        }
+    return {"mode": value.mode}
+
+
+__all__ = ["Config", "Credentials", "build", "public_credentials"]

@@ -1,0 +1,459 @@
+"""GCS objects: one request for a small object, a resumable upload sent chunk by chunk otherwise.
+
+A resumable upload becomes an object only when its last chunk arrives, so an aborted or crashed
+write never leaves a visible object, and memory stays at about one chunk per open object.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import re
+import time
+from typing import Any
+
+import google.api_core.exceptions as api_errors
+import google.auth.exceptions as auth_errors
+import google_crc32c
+import requests
+from google.api_core.retry import Retry
+from google.auth.credentials import AnonymousCredentials
+from google.auth.transport.requests import AuthorizedSession
+from google.cloud import storage
+from google.cloud.storage.exceptions import DataCorruption, InvalidResponse
+from google.cloud.storage.retry import DEFAULT_RETRY
+from google.oauth2 import service_account
+
+from spillway.destinations.base import (
+    Capabilities,
+    Check,
+    DestinationError,
+    Needs,
+    ObjectStore,
+    ObjectWriter,
+    PartBuffer,
+    StoredObject,
+)
+from spillway.destinations.gcs.kind import Anonymous, GcsConfig, ServiceAccount
+from spillway.errors import TransientError
+from spillway.secrets import mask
+
+# Resumable uploads take chunks in multiples of 256 KiB (all but the last).
+CHUNK_MULTIPLE = 256 * 1024
+# Objects only: read, write, list, delete. Never bucket or IAM administration.
+SCOPES = ("https://www.googleapis.com/auth/devstorage.read_write",)
+# The SDK's retry (5xx, 429, connection resets) kept short: the engine retries whole runs.
+RETRY: Retry = DEFAULT_RETRY.with_timeout(30.0)
+TIMEOUT = 60.0
+
+# Everything the SDK, google-auth and requests raise for a failed call (not programming errors).
+GOOGLE_ERRORS: tuple[type[Exception], ...] = (
+    api_errors.GoogleAPIError,
+    auth_errors.GoogleAuthError,
+    requests.RequestException,
+    InvalidResponse,
+    DataCorruption,
+)
+# Failures worth another try within the same upload session.
+TRANSIENT_ERRORS: tuple[type[Exception], ...] = (
+    api_errors.TooManyRequests,
+    api_errors.ServerError,
+    auth_errors.TransportError,
+    requests.ConnectionError,
+    requests.Timeout,
+    TransientError,
+)
+
+
+def chunk_size(part_size: int) -> int:
+    """``part_size`` rounded up to a multiple of 256 KiB."""
+    return max(CHUNK_MULTIPLE, -(-part_size // CHUNK_MULTIPLE) * CHUNK_MULTIPLE)
+
+
+def _as_api_error(exc: BaseException) -> BaseException:
+    """The resumable-upload layer raises InvalidResponse; give it the API error's shape."""
+    if isinstance(exc, api_errors.RetryError) and exc.cause is not None:
+        exc = exc.cause
+    if isinstance(exc, InvalidResponse) and getattr(exc, "response", None) is not None:
+        error: BaseException = api_errors.from_http_response(exc.response)  # type: ignore[no-untyped-call]
+        return error
+    return exc
+
+
+def _detail(exc: api_errors.GoogleAPICallError) -> str:
+    message = (exc.message or "").strip()
+    if not message or message.endswith("unknown error"):
+        return str(exc.code or "")
+    return f"{exc.code}: {message}"
+
+
+class GcsStore(ObjectStore):
+    """A bucket on Google Cloud Storage (or on a storage emulator)."""
+
+    kind = "gcs"
+    capabilities = Capabilities(objects=True, streams=False, multipart=True)
+
+    def __init__(self, config: GcsConfig, credentials: ServiceAccount | Anonymous) -> None:
+        super().__init__(config.folder)
+        self.config = config
+        self.credentials = credentials
+        self._google_credentials: Any = None
+        self._client: Any = None
+        self._http: Any = None
+        # Seconds between attempts at one part of a resumable upload; the engine retries runs.
+        self.retry_waits: tuple[float, ...] = (1.0, 2.0, 4.0)
+
+    # -- clients ------------------------------------------------------------------------------
+
+    @property
+    def who(self) -> str:
+        """The identity in messages: the service account's e-mail."""
+        if isinstance(self.credentials, ServiceAccount):
+            return f"service account {self.credentials.key_json.client_email}"
+        return "anonymous access"
+
+    @property
+    def endpoint(self) -> str:
+        """Where requests go."""
+        return self.config.endpoint_url or "https://storage.googleapis.com"
+
+    def google_credentials(self) -> Any:
+        """google-auth credentials; an unusable private key raises DestinationError."""
+        if self._google_credentials is None:
+            if isinstance(self.credentials, Anonymous):
+                self._google_credentials = AnonymousCredentials()  # type: ignore[no-untyped-call]
+            else:
+                key = self.credentials.key_json
+                info = key.model_dump(exclude_none=True)
+                info["private_key"] = key.private_key.get_secret_value()
+                load = service_account.Credentials.from_service_account_info
+                try:
+                    self._google_credentials = load(info, scopes=SCOPES)  # type: ignore[no-untyped-call]
+                except (ValueError, TypeError, auth_errors.GoogleAuthError):
+                    # ``from None``: the parser's own error may quote parts of the key.
+                    raise DestinationError(self.unreadable_key()) from None
+        return self._google_credentials
+
+    def unreadable_key(self) -> str:
+        """What to do when the key's private_key is not a usable RSA key."""
+        assert isinstance(self.credentials, ServiceAccount)
+        key = self.credentials.key_json
+        key_id = f" (key id {mask(key.private_key_id)})" if key.private_key_id else ""
+        return (
+            f"the private_key of {self.who}{key_id} cannot be loaded: it is not a valid PEM RSA "
+            "private key, so Spillway cannot sign in with it. The key was probably damaged when "
+            "it was copied: download a new JSON key (IAM & Admin → Service accounts → Keys → "
+            "Add key → JSON) and paste the whole file unchanged"
+        )
+
+    @property
+    def client(self) -> Any:
+        """The storage client (built on first use)."""
+        if self._client is None:
+            project = self.config.project
+            if project is None and isinstance(self.credentials, ServiceAccount):
+                project = self.credentials.key_json.project_id
+            options = (
+                {"api_endpoint": self.config.endpoint_url} if self.config.endpoint_url else None
+            )
+            credentials = self.google_credentials()
+            try:
+                self._client = storage.Client(
+                    project=project, credentials=credentials, client_options=options
+                )
+            except ValueError as exc:  # e.g. a key from another universe than googleapis.com
+                raise DestinationError(f"cannot set up the Cloud Storage client: {exc}") from None
+        return self._client
+
+    @property
+    def http(self) -> Any:
+        """An authorised HTTP session for the requests of resumable uploads."""
+        if self._http is None:
+            self._http = AuthorizedSession(self.google_credentials())  # type: ignore[no-untyped-call]
+        return self._http
+
+    def bucket(self) -> Any:
+        """The configured bucket (no request)."""
+        return self.client.bucket(self.config.bucket)
+
+    def close(self) -> None:
+        client, self._client = self._client, None
+        http, self._http = self._http, None
+        if client is not None:
+            client.close()
+        if http is not None:
+            http.close()
+
+    # -- errors -------------------------------------------------------------------------------
+
+    def explain(self, exc: BaseException) -> str:
+        """A sentence a person can act on, for anything a Google call raises."""
+        bucket = self.config.bucket
+        exc = _as_api_error(exc)
+        if isinstance(exc, DestinationError):
+            return str(exc)
+        if isinstance(exc, api_errors.NotFound):
+            return (
+                f"not found ({_detail(exc)}): check that bucket {bucket} exists (the name only, "
+                "without gs://) and, for a read, that the object is still there"
+            )
+        if isinstance(exc, api_errors.Forbidden):
+            return (
+                f"{self.who} is not allowed to do this on bucket {bucket} ({_detail(exc)}). "
+                "Grant it roles/storage.objectCreator on the bucket, plus storage.objects.delete "
+                "so a retried run can replace a file it already wrote (roles/storage.objectUser "
+                "has both), and roles/storage.objectViewer for read-back or cleanup. A new grant "
+                "can take a minute to apply"
+            )
+        if isinstance(exc, api_errors.Unauthorized):
+            return (
+                f"Google did not accept the credentials of {self.who} ({_detail(exc)}): the key "
+                "may have been deleted or disabled; create a new JSON key"
+            )
+        if isinstance(exc, api_errors.TooManyRequests):
+            return f"Cloud Storage is throttling requests ({_detail(exc)}); Spillway retries later"
+        if isinstance(exc, api_errors.ServerError):
+            return (
+                f"Cloud Storage is temporarily unavailable ({_detail(exc)}); Spillway retries later"
+            )
+        if isinstance(exc, api_errors.GoogleAPICallError):
+            return f"Cloud Storage refused the request ({_detail(exc)})"
+        if isinstance(exc, auth_errors.RefreshError):
+            return f"could not get an access token for {self.who}: {refusal(exc)}"
+        if isinstance(exc, (auth_errors.TransportError, requests.RequestException)):
+            return (
+                f"cannot reach {self.endpoint} ({exc.__class__.__name__}): check the network, "
+                "proxy and firewall of the Spillway server"
+            )
+        if isinstance(exc, DataCorruption):
+            return (
+                "the object Cloud Storage stored does not have the CRC32C checksum of the bytes "
+                "Spillway sent; it is written again when the run is retried"
+            )
+        return f"{exc.__class__.__name__}: {exc}"
+
+    def classify(self, exc: BaseException) -> Exception:
+        """Transient (the engine retries later) or terminal (a person must act)."""
+        api = _as_api_error(exc)
+        if isinstance(api, DestinationError | TransientError):
+            return api
+        transient = isinstance(
+            api,
+            api_errors.TooManyRequests
+            | api_errors.ServerError
+            | api_errors.RetryError
+            | auth_errors.TransportError
+            | requests.ConnectionError
+            | requests.Timeout
+            | DataCorruption,
+        ) or (isinstance(api, auth_errors.RefreshError) and bool(api.retryable))
+        message = self.explain(exc)
+        return TransientError(message) if transient else DestinationError(message)
+
+    # -- objects ------------------------------------------------------------------------------
+
+    def open_object(
+        self, key: str, *, content_type: str = "application/octet-stream"
+    ) -> ObjectWriter:
+        return GcsWriter(self, key, content_type)
+
+    def read_object(self, key: str) -> bytes:
+        try:
+            return bytes(self.bucket().blob(key).download_as_bytes(retry=RETRY, timeout=TIMEOUT))
+        except GOOGLE_ERRORS as exc:
+            raise self.classify(exc) from exc
+
+    def list_objects(self, prefix: str) -> list[str]:
+        try:
+            blobs = self.client.list_blobs(
+                self.config.bucket, prefix=prefix, retry=RETRY, timeout=TIMEOUT
+            )
+            return sorted(str(blob.name) for blob in blobs)
+        except GOOGLE_ERRORS as exc:
+            raise self.classify(exc) from exc
+
+    def delete_object(self, key: str) -> None:
+        try:
+            self.bucket().blob(key).delete(retry=RETRY, timeout=TIMEOUT)
+        except api_errors.NotFound:
+            return
+        except GOOGLE_ERRORS as exc:
+            raise self.classify(exc) from exc
+
+    def validate(self, needs: Needs) -> list[Check]:
+        from spillway.destinations.gcs.checks import run_checks
+
+        return run_checks(self, needs)
+
+
+def refusal(exc: auth_errors.RefreshError) -> str:
+    """Google's token endpoint's answer, with the likely cause."""
+    text = str(exc.args[0]) if exc.args else str(exc)
+    lowered = text.lower()
+    if "invalid jwt signature" in lowered:
+        cause = (
+            "the key was deleted or disabled in the Cloud console, or its private_key does not "
+            "belong to its private_key_id: create a new JSON key"
+        )
+    elif "short-lived token" in lowered or "iat" in lowered:
+        cause = "the Spillway server's clock is off: synchronise it (NTP)"
+    elif "not found" in lowered or "not a valid email" in lowered:
+        cause = "the service account does not exist (was it deleted?): check client_email"
+    elif "disabled" in lowered:
+        cause = "the service account is disabled: enable it in IAM & Admin → Service accounts"
+    else:
+        cause = "check that the key and its service account still exist and are enabled"
+    return f"{text} ({cause})"
+
+
+class GcsWriter(ObjectWriter):
+    """One object: a single upload when small, else a resumable upload sent part by part.
+
+    The protocol is driven here rather than through the SDK's ``BlobWriter``, which finalises
+    the upload when it is garbage-collected (an ``io`` object's ``close`` on deletion) and so
+    could publish a truncated object, and whose ``terminate`` does not cancel the session.
+    """
+
+    def __init__(self, store: GcsStore, key: str, content_type: str) -> None:
+        super().__init__(key)
+        self._store = store
+        self._content_type = content_type
+        self._buffer = PartBuffer(chunk_size(store.part_size))
+        self._session: str | None = None  # the upload session's URI, once a part is full
+        self._offset = 0  # bytes Cloud Storage confirmed
+        self._parts = 0
+        self._crc32c: Any = google_crc32c.Checksum()  # type: ignore[no-untyped-call]
+
+    def _write(self, chunk: bytes) -> None:
+        for part in self._buffer.add(chunk):
+            self._send(part, last=False)
+
+    def _commit(self) -> StoredObject:
+        rest = self._buffer.rest()
+        try:
+            if self._session is None:
+                self._upload_whole(rest)
+            else:
+                self._check(self._send(rest, last=True))
+        except BaseException:
+            self._cancel()
+            raise
+        return StoredObject(self.key, self.size, {"parts": self._parts})
+
+    def _abort(self) -> None:
+        self._buffer.rest()
+        self._cancel()
+
+    def _upload_whole(self, data: bytes) -> None:
+        try:
+            self._store.bucket().blob(self.key).upload_from_string(
+                data,
+                content_type=self._content_type,
+                checksum="crc32c",  # the SDK compares it with the stored object's
+                retry=RETRY,
+                timeout=TIMEOUT,
+            )
+        except GOOGLE_ERRORS as exc:
+            raise self._store.classify(exc) from exc
+        self._parts = 1
+
+    def _start_session(self) -> str:
+        if self._session is None:
+            blob = self._store.bucket().blob(self.key)
+            try:
+                self._session = blob.create_resumable_upload_session(
+                    content_type=self._content_type, checksum=None, retry=RETRY, timeout=TIMEOUT
+                )
+            except GOOGLE_ERRORS as exc:
+                raise self._store.classify(exc) from exc
+        assert self._session is not None
+        return self._session
+
+    def _send(self, data: bytes, *, last: bool) -> dict[str, Any]:
+        """Send one part (a multiple of 256 KiB unless ``last``); after a transient failure, ask
+        the session how much arrived and send the rest. Returns the object once ``last`` is in."""
+        session = self._start_session()
+        self._crc32c.update(data)
+        if data:
+            self._parts += 1
+        start, end = self._offset, self._offset + len(data)
+        headers = {}
+        if last:
+            # Cloud Storage refuses to finish an upload whose bytes do not have this CRC32C.
+            headers["X-Goog-Hash"] = f"crc32c={self._crc32c_b64()}"
+        waits = iter(self._store.retry_waits)
+        while True:
+            before = self._offset
+            body = data[before - start :]
+            if body:
+                headers["Content-Range"] = f"bytes {before}-{end - 1}/{end if last else '*'}"
+            else:
+                headers["Content-Range"] = f"bytes */{end}"
+            failure: BaseException
+            try:
+                done = self._exchange(session, body, headers)
+            except TRANSIENT_ERRORS as exc:
+                failure = exc
+            except GOOGLE_ERRORS as exc:
+                raise self._store.classify(exc) from exc
+            else:
+                if done is not None and last:
+                    return done
+                if done is not None or self._offset > end:
+                    raise TransientError(
+                        f"the upload session of {self.key} is out of step with Spillway (Cloud "
+                        "Storage reports bytes not sent yet); the run starts the file again"
+                    )
+                if self._offset == end and not last:
+                    return {}
+                if self._offset > before:
+                    continue  # some of the body arrived: send the rest straight away
+                failure = TransientError("Cloud Storage accepted none of the bytes sent")
+            wait = next(waits, None)
+            if wait is None:
+                raise self._store.classify(failure) from failure
+            time.sleep(wait)
+            try:
+                done = self._exchange(session, b"", {"Content-Range": "bytes */*"})  # what arrived?
+            except TRANSIENT_ERRORS:
+                continue
+            except GOOGLE_ERRORS as exc:  # e.g. 404: the session expired or was cancelled
+                raise self._store.classify(exc) from exc
+            if done is not None and last:
+                return done
+
+    def _exchange(
+        self, session: str, body: bytes, headers: dict[str, str]
+    ) -> dict[str, Any] | None:
+        """One request to the session: the stored object's resource once it is complete."""
+        response = self._store.http.put(session, data=body, headers=headers, timeout=TIMEOUT)
+        if response.status_code == 308:  # incomplete; Range says what Cloud Storage holds
+            confirmed = re.fullmatch(r"bytes=0-(\d+)", response.headers.get("Range", ""))
+            self._offset = int(confirmed.group(1)) + 1 if confirmed else 0
+            return None
+        if response.status_code in (200, 201):
+            resource: dict[str, Any] = response.json()
+            return resource
+        raise api_errors.from_http_response(response)  # type: ignore[no-untyped-call]
+
+    def _crc32c_b64(self) -> str:
+        return base64.b64encode(self._crc32c.digest()).decode()
+
+    def _check(self, resource: dict[str, Any]) -> None:
+        """The stored object must have the size and CRC32C of the bytes Spillway sent."""
+        sent = self._crc32c_b64()
+        size, crc32c = resource.get("size"), resource.get("crc32c")
+        if (size is not None and int(size) != self.size) or (crc32c and crc32c != sent):
+            raise TransientError(
+                f"Cloud Storage stored {self.key} with {size} bytes and CRC32C {crc32c}, but "
+                f"Spillway sent {self.size} bytes with CRC32C {sent}; it is written again when "
+                "the run is retried"
+            )
+
+    def _cancel(self) -> None:
+        """End the upload session so it never becomes an object (best effort: an unfinished
+        session is invisible anyway, and Cloud Storage drops it after a week)."""
+        session, self._session = self._session, None
+        if session is not None:
+            with contextlib.suppress(*GOOGLE_ERRORS):
+                self._store.http.delete(session, timeout=10)  # answered with 499 when cancelled

@@ -1,0 +1,421 @@
+"""GCS beyond the conformance suite: key parsing, the service-account path, the upload protocol."""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+from collections.abc import Iterator
+from typing import Any
+
+import google.api_core.exceptions as api_errors
+import google_crc32c
+import pytest
+import requests
+from pydantic import ValidationError
+
+from spillway import destinations as registry
+from spillway.destinations.base import Check, CheckStatus, DestinationError, Needs, all_passed
+from spillway.destinations.gcs.kind import (
+    Anonymous,
+    GcsConfig,
+    GcsCredentials,
+    ServiceAccount,
+    public_credentials,
+)
+from spillway.destinations.gcs.store import CHUNK_MULTIPLE, GcsStore, chunk_size
+from spillway.errors import InputError, TransientError
+from tests import server_gcs
+from tests.integration.destinations.case_gcs import BROKEN_PEM, GcsWorld, key_json, new_pem
+
+PART = CHUNK_MULTIPLE
+
+
+def by_name(checks: list[Check]) -> dict[str, Check]:
+    return {check.name: check for check in checks}
+
+
+def parse_credentials(credentials: dict[str, Any]) -> GcsCredentials:
+    parsed = registry.parse("gcs", {"bucket": "acme-exports"}, credentials).credentials
+    assert isinstance(parsed, GcsCredentials)
+    return parsed
+
+
+@pytest.fixture(scope="module")
+def token_url() -> Iterator[str]:
+    """A local stand-in for Google's OAuth token endpoint."""
+    with server_gcs.token_endpoint() as url:
+        yield url
+
+
+@pytest.fixture(scope="module")
+def pem() -> str:
+    """One RSA key for the module (generating one takes a moment)."""
+    return new_pem()
+
+
+# -- the service account key ------------------------------------------------------------------
+
+
+def test_key_json_is_accepted_as_the_downloaded_text(pem: str) -> None:
+    text = json.dumps(key_json(private_key=pem))
+    parsed = parse_credentials({"mode": "service_account", "key_json": text})
+    value = parsed.root
+    assert isinstance(value, ServiceAccount)
+    assert value.key_json.client_email.startswith("spillway-writer@")
+    assert value.key_json.private_key.get_secret_value() == pem
+    assert pem not in repr(parsed) and pem not in str(parsed)
+
+
+def test_the_key_file_itself_is_accepted_as_credentials(pem: str) -> None:
+    value = parse_credentials(key_json(private_key=pem)).root
+    assert isinstance(value, ServiceAccount)
+
+
+def test_credentials_survive_sealing_and_unsealing(pem: str) -> None:
+    parsed = parse_credentials({"mode": "service_account", "key_json": key_json(private_key=pem)})
+    dumped = parsed.model_dump(mode="python")
+    dumped["key_json"]["private_key"] = dumped["key_json"]["private_key"].get_secret_value()
+    again = parse_credentials(json.loads(json.dumps(dumped)))
+    assert again == parsed
+
+
+@pytest.mark.parametrize("missing", ["client_email", "private_key", "token_uri", "type"])
+def test_key_without_a_field_is_refused_naming_it(pem: str, missing: str) -> None:
+    key = key_json(private_key=pem)
+    del key[missing]
+    with pytest.raises(InputError) as caught:
+        parse_credentials({"mode": "service_account", "key_json": json.dumps(key)})
+    assert caught.value.status_code == 422
+    assert f"key_json.{missing}: Field required" in str(caught.value)
+
+
+def test_key_that_is_not_json_is_refused_without_echoing_it() -> None:
+    text = '{"type": "service_account", "private_key": "-----BEGIN PRIVATE KEY-----\nSECRETBODY'
+    with pytest.raises(InputError) as caught:
+        parse_credentials({"mode": "service_account", "key_json": text})
+    assert "not valid JSON" in str(caught.value)
+    assert "SECRETBODY" not in str(caught.value)
+
+
+def test_a_persons_login_file_is_told_apart(pem: str) -> None:
+    key = {**key_json(private_key=pem), "type": "authorized_user"}
+    with pytest.raises(InputError) as caught:
+        parse_credentials({"mode": "service_account", "key_json": key})
+    assert "'authorized_user'" in str(caught.value)
+    assert "gcloud auth application-default login" in str(caught.value)
+
+
+def test_private_key_that_is_not_pem_is_refused_without_echoing_it() -> None:
+    key = key_json(private_key="SECRETBODY-not-a-pem")
+    with pytest.raises(InputError) as caught:
+        parse_credentials({"mode": "service_account", "key_json": key})
+    assert "key_json.private_key" in str(caught.value)
+    assert "SECRETBODY" not in str(caught.value)
+
+
+def test_doubly_escaped_newlines_in_the_key_are_repaired(pem: str) -> None:
+    key = key_json(private_key=pem.replace("\n", "\\n"))
+    value = parse_credentials({"mode": "service_account", "key_json": key}).root
+    assert isinstance(value, ServiceAccount)
+    assert value.key_json.private_key.get_secret_value() == pem
+
+
+def test_unknown_mode_lists_the_modes() -> None:
+    with pytest.raises(InputError) as caught:
+        parse_credentials({"mode": "access_key"})
+    assert "'service_account'" in str(caught.value) and "'anonymous'" in str(caught.value)
+
+
+def test_public_credentials_show_who_and_never_the_private_key(pem: str) -> None:
+    parsed = registry.parse(
+        "gcs",
+        {"bucket": "acme-exports"},
+        {"mode": "service_account", "key_json": key_json(private_key=pem)},
+    )
+    shown = registry.public_credentials(parsed)
+    assert shown["mode"] == "service_account"
+    assert shown["client_email"] == "spillway-writer@spillway-test.iam.gserviceaccount.com"
+    assert shown["private_key_id"] == "0123…4567"
+    text = json.dumps(shown)
+    assert "PRIVATE KEY" not in text
+    assert not any(line in text for line in pem.splitlines()[1:-1])
+    assert public_credentials(GcsCredentials(Anonymous())) == {"mode": "anonymous"}
+
+
+@pytest.mark.parametrize(
+    ("config", "says"),
+    [
+        ({"bucket": "gs://acme-exports/daily"}, "use 'acme-exports', without gs://"),
+        ({"bucket": "Acme_Exports"}, "not a valid Cloud Storage bucket name"),
+        ({"bucket": "acme", "folder": "/daily/"}, "folder must not start or end"),
+        ({"bucket": "acme", "project": "My Project"}, "not a project id"),
+        ({"bucket": "acme", "endpoint_url": "localhost:9023"}, "http:// or https://"),
+    ],
+)
+def test_config_mistakes_are_explained(config: dict[str, Any], says: str) -> None:
+    with pytest.raises(ValidationError) as caught:
+        GcsConfig.model_validate(config)
+    assert says in str(caught.value)
+
+
+def test_registry_builds_a_gcs_store() -> None:
+    parsed = registry.parse(
+        "gcs", {"bucket": "acme-exports", "folder": "daily"}, {"mode": "anonymous"}
+    )
+    store = registry.build(parsed, "spw-external-id")
+    assert isinstance(store, GcsStore)
+    assert store.folder == "daily"
+
+
+def test_chunks_are_multiples_of_256_kib() -> None:
+    assert chunk_size(1) == PART
+    assert chunk_size(PART) == PART
+    assert chunk_size(PART + 1) == 2 * PART
+    assert chunk_size(8 * 1024 * 1024) == 8 * 1024 * 1024
+
+
+# -- validation -------------------------------------------------------------------------------
+
+
+def test_service_account_signs_in_and_validates_end_to_end(
+    gcs_world: GcsWorld, token_url: str, pem: str
+) -> None:
+    key = ServiceAccount.model_validate(
+        {"key_json": key_json(private_key=pem, token_uri=f"{token_url}/token")}
+    )
+    store = gcs_world.store(key)
+    checks = by_name(store.validate(Needs(read=True, list=True, delete=True)))
+    assert all_passed(list(checks.values())), [c.as_dict() for c in checks.values()]
+    assert checks["credentials"].status is CheckStatus.PASSED
+    assert "spillway-writer@" in checks["credentials"].message
+    assert checks["bucket"].status is CheckStatus.PASSED
+    assert "storage.objects.create" in checks["bucket"].message
+    store.put_object("exports_events/signed.json", b"{}")
+    assert gcs_world.raw_read("exports_events/signed.json") == b"{}"
+
+
+def test_revoked_key_fails_credentials_with_googles_reason(
+    gcs_world: GcsWorld, token_url: str, pem: str
+) -> None:
+    key = ServiceAccount.model_validate(
+        {"key_json": key_json(private_key=pem, token_uri=f"{token_url}/revoked")}
+    )
+    checks = gcs_world.store(key).validate(Needs())
+    assert checks[0].name == "credentials" and checks[0].status is CheckStatus.FAILED
+    assert "Invalid JWT Signature" in checks[0].message
+    assert "deleted or disabled" in checks[0].message
+    assert all(c.status is CheckStatus.SKIPPED for c in checks[1:])
+
+
+def test_unreachable_token_endpoint_fails_credentials(gcs_world: GcsWorld, pem: str) -> None:
+    from tests.servers import free_port
+
+    uri = f"http://127.0.0.1:{free_port()}/token"
+    key = ServiceAccount.model_validate({"key_json": key_json(private_key=pem, token_uri=uri)})
+    check = gcs_world.store(key).validate(Needs())[0]
+    assert check.status is CheckStatus.FAILED
+    assert f"cannot reach the token endpoint {uri}" in check.message
+
+
+def test_damaged_private_key_fails_credentials_and_writes(gcs_world: GcsWorld) -> None:
+    key = ServiceAccount.model_validate({"key_json": key_json(private_key=BROKEN_PEM)})
+    store = gcs_world.store(key)
+    check = store.validate(Needs())[0]
+    assert check.status is CheckStatus.FAILED
+    assert "cannot be loaded" in check.message and "download a new JSON key" in check.message
+    assert "MIIE" not in check.message
+    with pytest.raises(DestinationError, match="cannot be loaded"):
+        store.put_object("exports_events/x.json", b"x")
+
+
+def test_anonymous_is_only_for_an_emulator(gcs_world: GcsWorld) -> None:
+    emulator = by_name(gcs_world.store(Anonymous()).validate(Needs()))
+    assert emulator["credentials"].status is CheckStatus.SKIPPED
+    cloud = GcsStore(GcsConfig(bucket=gcs_world.bucket), Anonymous())
+    check = cloud.validate(Needs())[0]
+    assert check.status is CheckStatus.FAILED
+    assert "storage emulator" in check.message
+
+
+class _HeldOnly:
+    """A bucket whose testIamPermissions answers with the given permissions."""
+
+    def __init__(self, held: list[str]) -> None:
+        self.held = held
+
+    def test_iam_permissions(self, permissions: list[str], **_: Any) -> list[str]:
+        return [p for p in permissions if p in self.held]
+
+
+def test_bucket_check_names_missing_permissions(
+    gcs_world: GcsWorld, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = gcs_world.store()
+    monkeypatch.setattr(store, "bucket", lambda: _HeldOnly(["storage.objects.create"]))
+    check = by_name(store.validate(Needs(read=True, list=True)))["bucket"]
+    assert check.status is CheckStatus.PASSED
+    assert "without storage.objects.delete, a retried run cannot replace" in check.message
+    assert "read-back verification needs storage.objects.get" in check.message
+    assert "finding leftovers needs storage.objects.list" in check.message
+
+
+# -- the upload protocol ----------------------------------------------------------------------
+
+
+class Recorder:
+    """Wraps the store's HTTP session: records requests, and can fail some on purpose."""
+
+    def __init__(self, inner: Any, fail: set[int] | None = None, corrupt: bool = False) -> None:
+        self.inner = inner
+        self.fail = fail or set()  # numbers (from 1) of PUTs that fail with a connection error
+        self.corrupt = corrupt  # flip a bit of the last part on its way
+        self.calls: list[tuple[str, str, str]] = []
+        self.hashes: list[str] = []
+
+    def put(self, url: str, *, data: bytes, headers: dict[str, str], **kwargs: Any) -> Any:
+        self.calls.append(("PUT", url, headers["Content-Range"]))
+        if "X-Goog-Hash" in headers:
+            self.hashes.append(headers["X-Goog-Hash"])
+            if self.corrupt and data:
+                data = bytes([data[0] ^ 1]) + data[1:]
+        if len(self.calls) in self.fail:
+            raise requests.ConnectionError("connection reset by peer (on purpose)")
+        return self.inner.put(url, data=data, headers=headers, **kwargs)
+
+    def delete(self, url: str, **kwargs: Any) -> Any:
+        self.calls.append(("DELETE", url, ""))
+        return self.inner.delete(url, **kwargs)
+
+    def close(self) -> None:
+        self.inner.close()
+
+
+def recorded(store: GcsStore, fail: set[int] | None = None, corrupt: bool = False) -> Recorder:
+    recorder = Recorder(store.http, fail, corrupt)
+    store._http = recorder
+    return recorder
+
+
+def test_parts_go_up_as_they_fill(gcs_world: GcsWorld) -> None:
+    store = gcs_world.store()
+    store.part_size = PART
+    http = recorded(store)
+    data = os.urandom(2 * PART + 10)
+    writer = store.open_object("exports_events/streamed.bin")
+    writer.write(data)
+    assert [c[2] for c in http.calls] == [f"bytes 0-{PART - 1}/*", f"bytes {PART}-{2 * PART - 1}/*"]
+    assert gcs_world.raw_read("exports_events/streamed.bin") is None  # nothing visible yet
+    stored = writer.commit()
+    assert http.calls[-1][2] == f"bytes {2 * PART}-{2 * PART + 9}/{2 * PART + 10}"
+    assert stored.details == {"parts": 3}
+    assert gcs_world.raw_read("exports_events/streamed.bin") == data
+
+
+def test_last_part_carries_the_crc32c_and_a_mismatch_is_caught(gcs_world: GcsWorld) -> None:
+    store = gcs_world.store()
+    store.part_size = PART
+    http = recorded(store)
+    data = os.urandom(PART + 3)
+    store.put_object("exports_events/hashed.bin", data)
+    expected = base64.b64encode(google_crc32c.Checksum(data).digest()).decode()
+    assert http.hashes == [f"crc32c={expected}"]
+    # Google refuses to finish such an upload; the emulator ignores the header, so the writer's
+    # own comparison with the stored object's checksum is what catches it here.
+    http.corrupt = True
+    with pytest.raises(TransientError, match="CRC32C"):
+        store.put_object("exports_events/corrupt.bin", data)
+
+
+def test_exact_multiple_finishes_with_an_empty_last_request(gcs_world: GcsWorld) -> None:
+    store = gcs_world.store()
+    store.part_size = PART
+    http = recorded(store)
+    data = os.urandom(2 * PART)
+    stored = store.put_object("exports_events/even.bin", data)
+    assert http.calls[-1][2] == f"bytes */{2 * PART}"
+    assert stored.details == {"parts": 2}
+    assert gcs_world.raw_read("exports_events/even.bin") == data
+
+
+def test_small_object_is_one_request(gcs_world: GcsWorld) -> None:
+    store = gcs_world.store()
+    http = recorded(store)
+    stored = store.put_object("exports_events/small.json", b"{}", content_type="application/json")
+    assert http.calls == []  # no upload session for less than one part
+    assert stored.details == {"parts": 1}
+    blob = gcs_world.admin.bucket(gcs_world.bucket).get_blob("exports_events/small.json")
+    assert blob.content_type == "application/json"
+
+
+def test_abort_cancels_the_upload_session(gcs_world: GcsWorld) -> None:
+    store = gcs_world.store()
+    store.part_size = PART
+    http = recorded(store)
+    writer = store.open_object("exports_events/cancelled.bin")
+    writer.write(os.urandom(PART + 1))
+    session = http.calls[0][1]
+    writer.abort()
+    assert http.calls[-1] == ("DELETE", session, "")
+    assert "upload_id=" in session
+    assert gcs_world.raw_read("exports_events/cancelled.bin") is None
+    assert store.list_objects("exports_events/") == []
+
+
+def test_a_dropped_connection_resumes_where_the_session_stands(gcs_world: GcsWorld) -> None:
+    store = gcs_world.store()
+    store.part_size = PART
+    store.retry_waits = (0.0,)
+    http = recorded(store, fail={2})  # the second part's first attempt
+    data = os.urandom(3 * PART + 5)
+    stored = store.put_object("exports_events/resumed.bin", data)
+    ranges = [c[2] for c in http.calls]
+    assert ranges[2] == "bytes */*"  # asked the session what arrived
+    assert ranges[3] == f"bytes {PART}-{2 * PART - 1}/*"  # and sent the part again
+    assert stored.details == {"parts": 4}
+    assert gcs_world.raw_read("exports_events/resumed.bin") == data
+
+
+def test_a_connection_that_stays_down_is_transient(gcs_world: GcsWorld) -> None:
+    store = gcs_world.store()
+    store.part_size = PART
+    store.retry_waits = (0.0, 0.0)
+    recorded(store, fail=set(range(2, 20)))
+    writer = store.open_object("exports_events/down.bin")
+    writer.write(os.urandom(PART))
+    with pytest.raises(TransientError, match="cannot reach"):
+        writer.write(os.urandom(PART))
+    writer.abort()
+    assert gcs_world.raw_read("exports_events/down.bin") is None
+
+
+def test_writing_to_a_missing_bucket_is_terminal_and_names_it(gcs_world: GcsWorld) -> None:
+    store = gcs_world.store(bucket="spw-gone-bucket")
+    store.part_size = PART
+    with pytest.raises(DestinationError, match="spw-gone-bucket"):
+        store.put_object("exports_events/small.json", b"{}")
+    with pytest.raises(DestinationError, match="spw-gone-bucket"):
+        store.put_object("exports_events/big.bin", os.urandom(PART + 1))
+    with pytest.raises(DestinationError, match="not found"):
+        store.read_object("exports_events/small.json")
+
+
+@pytest.mark.parametrize(
+    ("error", "kind", "says"),
+    [
+        (api_errors.ServiceUnavailable("backend"), TransientError, "temporarily unavailable"),
+        (api_errors.InternalServerError("oops"), TransientError, "temporarily unavailable"),
+        (api_errors.TooManyRequests("slow down"), TransientError, "throttling"),
+        (api_errors.Forbidden("no"), DestinationError, "roles/storage.objectCreator"),
+        (api_errors.Unauthorized("who"), DestinationError, "create a new JSON key"),
+        (api_errors.NotFound("gone"), DestinationError, "check that bucket acme exists"),
+        (requests.ConnectionError("reset"), TransientError, "cannot reach"),
+    ],
+)
+def test_google_errors_become_actionable_and_classified(
+    error: Exception, kind: type[Exception], says: str
+) -> None:
+    store = GcsStore(GcsConfig(bucket="acme"), Anonymous())
+    classified = store.classify(error)
+    assert type(classified) is kind
+    assert says in str(classified)
