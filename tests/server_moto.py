@@ -55,10 +55,13 @@ def moto_server() -> Iterator[Moto]:
         "INITIAL_NO_AUTH_ACTION_COUNT": str(SETUP_REQUESTS),
         "MOTO_ALLOW_NONEXISTENT_REGION": "true",
     }
-    binary = Path(sys.executable).with_name("moto_server")
     with log.open("wb") as out:
         process = subprocess.Popen(
-            [str(binary), "-H", "127.0.0.1", "-p", str(port)], stdout=out, stderr=out, env=env
+            [sys.executable, "-m", "tests.moto_main", "-H", "127.0.0.1", "-p", str(port)],
+            stdout=out,
+            stderr=out,
+            env=env,
+            cwd=Path(__file__).resolve().parent.parent,
         )
     try:
         try:

@@ -16,6 +16,7 @@ if TYPE_CHECKING:  # the CLI imports heavy modules lazily so `spillway --help` s
     from sqlalchemy.engine import Engine
 
     from spillway.api.deps import Context
+    from spillway.engine.streamer import StreamDelivery
     from spillway.engine.worker import Worker
 
 app = typer.Typer(
@@ -54,11 +55,12 @@ def serve(
     import uvicorn
 
     from spillway.api.app import create_app
+    from spillway.engine.streamer import StreamThread
     from spillway.engine.worker import WorkerThread
 
     settings = _settings()
     _logging(settings)
-    holder: list[WorkerThread] = []
+    holder: list[WorkerThread | StreamThread] = []
 
     def start(context: Context) -> None:
         if no_worker:
@@ -66,7 +68,10 @@ def serve(
         thread = WorkerThread(_worker(context.settings, context.engine))
         context.waker.append(thread.worker.wake)
         thread.start()
-        holder.append(thread)
+        streams = StreamThread(_streams(context.settings, context.engine))
+        context.writer.listeners.append(streams.delivery.nudge)  # new events go out at once
+        streams.start()
+        holder.extend([thread, streams])
 
     def stop() -> None:
         for thread in holder:
@@ -80,6 +85,20 @@ def serve(
     typer.echo(f"Spillway listening on http://{host}:{port} (data in {settings.data_dir})")
     uvicorn.run(
         application, host=host, port=port, log_level=settings.log_level.lower(), access_log=False
+    )
+
+
+def _streams(settings: Settings, engine: Engine) -> StreamDelivery:
+    from spillway.engine.streamer import StreamDelivery
+    from spillway.engine.webhooks import notify
+    from spillway.secrets import SecretBox
+
+    return StreamDelivery(
+        engine,
+        SecretBox(settings.service_key()),
+        linger_ms=settings.stream_linger_ms,
+        poll_seconds=settings.stream_poll_seconds,
+        notify=notify,
     )
 
 
@@ -100,7 +119,7 @@ def _worker(settings: Settings, engine: Engine) -> Worker:
 def worker(
     once: Annotated[bool, typer.Option("--once", help="Do all due work once, then exit.")] = False,
 ) -> None:
-    """Run only the worker (retention, and later exports and streams)."""
+    """Run only the worker: scheduled exports, streams and retention."""
     import signal
     import threading
 
@@ -111,13 +130,20 @@ def worker(
     engine = create_engine(settings.resolved_database_url)
     migrate(engine)
     runner = _worker(settings, engine)
+    delivery = _streams(settings, engine)
     if once:
-        typer.echo(orjson.dumps(runner.run_once()).decode())
+        done = runner.run_once()
+        done["streamed"] = delivery.pass_once()
+        typer.echo(orjson.dumps(done).decode())
         return
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
+    streams = threading.Thread(target=delivery.run_forever, args=(stop,), name="spillway-streams")
+    streams.start()
     runner.run_forever(stop)
+    delivery.nudge()
+    streams.join(timeout=30)
 
 
 @admin.command("migrate")

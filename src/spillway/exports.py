@@ -33,6 +33,8 @@ class ExportSettings(BaseModel):
     pgp_public_key: str | None = None
     max_file_bytes: int = Field(default=DEFAULT_MAX_FILE_BYTES, ge=1024)
     webhook_url: str | None = None
+    # Streams only: the seed-001 record, or the JSON Pinpoint's event stream emitted.
+    record_format: Literal["spillway", "pinpoint"] = "spillway"
 
     @field_validator("events")
     @classmethod
@@ -63,14 +65,14 @@ class ExportIn(ExportSettings):
 
     name: str = Field(min_length=1, max_length=200, pattern=r"^[A-Za-z0-9._-]+$")
     destination_id: str
-    frequency: Literal["every_15_minutes", "daily", "weekly"] = "every_15_minutes"
+    frequency: Literal["every_15_minutes", "daily", "weekly", "stream"] = "every_15_minutes"
 
 
 class ExportPatch(BaseModel):
     """``PATCH /api/v1/exports/{id}``: every field optional; takes effect at the next window."""
 
     model_config = ConfigDict(extra="forbid")
-    frequency: Literal["every_15_minutes", "daily", "weekly"] | None = None
+    frequency: Literal["every_15_minutes", "daily", "weekly", "stream"] | None = None
     events: Literal["all"] | list[str] | None = None
     user_attributes: Literal["all", "none"] | list[str] | None = None
     device_attributes: bool | None = None
@@ -79,6 +81,7 @@ class ExportPatch(BaseModel):
     pgp_public_key: str | None = None
     max_file_bytes: int | None = Field(default=None, ge=1024)
     webhook_url: str | None = None
+    record_format: Literal["spillway", "pinpoint"] | None = None
     status: Literal["active", "disabled"] | None = None
 
 
@@ -94,6 +97,24 @@ class BackfillIn(BaseModel):
         if self.end <= self.start:
             raise ValueError("end must be after start")
         return self
+
+
+STREAM_KINDS = ("kinesis", "firehose")
+
+
+def check_frequency(kind: str, frequency: str) -> None:
+    """Streams go to stream destinations, files to object stores: say which fits."""
+    if kind in STREAM_KINDS and frequency != "stream":
+        raise InputError(
+            f'a {kind} destination takes stream exports: set frequency to "stream"',
+            status_code=422,
+        )
+    if kind not in STREAM_KINDS and frequency == "stream":
+        raise InputError(
+            f'frequency "stream" needs a kinesis or firehose destination, not {kind}; '
+            "use every_15_minutes, daily or weekly for files",
+            status_code=422,
+        )
 
 
 def prefix(folder: str, name: str) -> str:
@@ -114,6 +135,7 @@ def create(engine: Engine, actor: Actor, body: ExportIn, now: int | None = None)
         destination = catalog.destination(conn, actor.project_id, body.destination_id)
         if destination is None:
             raise NotFound(f"no destination {body.destination_id!r} in this project")
+        check_frequency(destination["kind"], body.frequency)
         for existing in catalog.list_exports(conn, actor.project_id):
             if existing["name"] == body.name and existing["destination_id"] == body.destination_id:
                 raise InputError(
@@ -169,6 +191,10 @@ def update(engine: Engine, actor: Actor, export_id: str, body: ExportPatch) -> d
     values: dict[str, Any] = {}
     if "frequency" in changes and changes["frequency"] is not None:
         values["frequency"] = changes.pop("frequency")
+        with engine.connect() as conn:
+            destination = catalog.destination_by_id(conn, row["destination_id"])
+        assert destination is not None
+        check_frequency(destination["kind"], values["frequency"])
     if "status" in changes and changes["status"] is not None:
         status = changes.pop("status")
         values.update(
@@ -219,6 +245,10 @@ def run_now(engine: Engine, actor: Actor, export_id: str, now: int | None = None
         raise InputError(
             "the export is disabled; enable it first", status_code=409, code="conflict"
         )
+    if row["frequency"] == "stream":
+        raise InputError(
+            "a stream export delivers continuously; there is nothing to run", status_code=409
+        )
     run_id = uuid.uuid4().hex
     with engine.connect().execution_options(write=True) as conn, conn.begin():
         q.insert_run(
@@ -249,6 +279,12 @@ def backfill(
     what came before it, under ``<prefix>_backfill/``: the two can never overlap.
     """
     row = get(engine, actor.project_id, export_id)
+    if row["frequency"] == "stream":
+        raise InputError(
+            "backfills write files; a stream export cannot backfill. Create a file export "
+            "on an object-store destination and backfill that",
+            status_code=409,
+        )
     now = now or now_ms()
     oldest = now - retention_days * DAY_MS
     if body.start * 1000 < oldest:
@@ -295,6 +331,8 @@ def queue_settings(engine: Engine, row: dict[str, Any]) -> dict[str, Any]:
 
 def public(engine: Engine, row: dict[str, Any]) -> dict[str, Any]:
     """An export as the API shows it, with the exact path its files get."""
+    if row["frequency"] == "stream":
+        return public_stream(engine, row)
     settings = row["settings"]
     folder = _folder(engine, row)
     spec = FileSpec(settings["format"], settings["compression"], settings.get("pgp_public_key"))
@@ -316,6 +354,41 @@ def public(engine: Engine, row: dict[str, Any]) -> dict[str, Any]:
         "next_file": example,
         "cursor_seq": row["cursor_seq"],
         "last_window_end": row["last_window_end"],
+        "next_attempt_at": row["next_attempt_at"],
+        "created_at": row["created_at"],
+        "updated_at": row["updated_at"],
+    }
+
+
+def public_stream(engine: Engine, row: dict[str, Any]) -> dict[str, Any]:
+    """A stream export as the API shows it, with its delivery counters and lag."""
+    from spillway.store import streams
+
+    settings = row["settings"]
+    with engine.connect() as conn:
+        state = streams.state(conn, row["id"])
+        lag = streams.lag(conn, row["project_id"], int(row["cursor_seq"]), now_ms())
+    return {
+        "id": row["id"],
+        "name": row["name"],
+        "destination_id": row["destination_id"],
+        "frequency": "stream",
+        "events": settings["events"],
+        "user_attributes": settings["user_attributes"],
+        "device_attributes": settings["device_attributes"],
+        "record_format": settings.get("record_format", "spillway"),
+        "webhook_url": settings.get("webhook_url"),
+        "status": row["status"],
+        "status_reason": row["status_reason"],
+        "cursor_seq": row["cursor_seq"],
+        "lag": lag,
+        "delivery": {
+            "records_sent": state["records_sent"],
+            "records_retried": state["records_retried"],
+            "dead_lettered": state["dead_lettered"],
+            "redelivered": state["redelivered"],
+            "last_sent_at": state["last_sent_at"],
+        },
         "next_attempt_at": row["next_attempt_at"],
         "created_at": row["created_at"],
         "updated_at": row["updated_at"],

@@ -222,6 +222,8 @@ UPDATABLE_CONFIG = {
     "gcs": ("bucket", "folder", "project", "endpoint_url"),
     "azure_blob": ("container", "folder", "account_url"),
     "local": ("path", "folder"),
+    "kinesis": ("stream", "region", "endpoint_url"),
+    "firehose": ("delivery_stream", "region", "endpoint_url"),
 }
 
 

@@ -32,6 +32,14 @@ class Settings(BaseSettings):
     max_events_per_request: int = Field(default=10_000, ge=1)
     max_event_bytes: int = Field(default=256 * 1024, ge=256, description="Largest single event.")
     worker_interval_seconds: float = Field(default=5.0, gt=0)
+    stream_linger_ms: int = Field(
+        default=200, ge=0, le=60_000, description="How long a stream batch waits to fill."
+    )
+    stream_poll_seconds: float = Field(
+        default=1.0,
+        gt=0,
+        description="How often a worker without the API in its process looks for new events.",
+    )
     retention_batch_size: int = Field(default=5_000, ge=1)
     log_level: str = Field(default="INFO")
 

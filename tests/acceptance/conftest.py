@@ -227,9 +227,14 @@ class Server:
 
 
 def start_server(
-    data_dir: Path, log_path: Path, extra_env: Mapping[str, str] | None = None
+    data_dir: Path,
+    log_path: Path,
+    extra_env: Mapping[str, str] | None = None,
+    *,
+    worker: bool = False,
 ) -> Server:
-    """Start ``spillway serve --port <free> --no-worker`` and wait for ``/healthz`` to be 200.
+    """Start ``spillway serve --port <free>`` (``--no-worker`` unless ``worker``) and wait for
+    ``/healthz`` to be 200.
 
     Fails the test, with the server's log, when it does not come up.
     """
@@ -237,7 +242,7 @@ def start_server(
     env = cli_env(data_dir, extra_env)
     with log_path.open("ab") as log:
         process = subprocess.Popen(
-            [SPILLWAY, "serve", "--port", str(port), "--no-worker"],
+            [SPILLWAY, "serve", "--port", str(port), *([] if worker else ["--no-worker"])],
             env=env,
             stdin=subprocess.DEVNULL,
             stdout=log,
@@ -280,14 +285,19 @@ class ServerFactory:
         self.started: list[Server] = []
 
     def __call__(
-        self, data_dir: Path | None = None, extra_env: Mapping[str, str] | None = None
+        self,
+        data_dir: Path | None = None,
+        extra_env: Mapping[str, str] | None = None,
+        *,
+        worker: bool = False,
     ) -> Server:
         """Start a server on ``data_dir`` (default: a fresh one)."""
         number = len(self.started)
         if data_dir is None:
             data_dir = self.root / f"data-{number}"
             data_dir.mkdir(parents=True)
-        server = start_server(data_dir, self.root / f"server-{number}.log", extra_env)
+        log_path = self.root / f"server-{number}.log"
+        server = start_server(data_dir, log_path, extra_env, worker=worker)
         self.started.append(server)
         return server
 

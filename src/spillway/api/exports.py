@@ -1,4 +1,4 @@
-"""Scheduled exports: create, read, change, delete, run now, backfill, and their runs."""
+"""Exports: create, read, change, delete, run now, backfill, their runs and dead letters."""
 
 from __future__ import annotations
 
@@ -104,3 +104,30 @@ def run(export_id: str, run_id: str, context: ContextDep, principal: ReadKey) ->
     if found is None or found["export_id"] != export_id:
         raise NotFound(f"no run {run_id!r} of this export")
     return service.public_run(found)
+
+
+@router.get("/{export_id}/dead-letters", response_class=JSON)
+def dead_letters(
+    export_id: str,
+    context: ContextDep,
+    principal: ReadKey,
+    limit: int = Query(default=100, ge=1, le=1000),
+) -> dict[str, Any]:
+    """Records a stream could never accept (too large), with the reason, newest first."""
+    from spillway.store import streams
+
+    service.get(context.engine, principal.project_id, export_id)
+    with context.engine.connect() as conn:
+        rows = streams.list_dead_letters(conn, export_id, limit)
+    return {
+        "dead_letters": [
+            {
+                "seq": row["seq"],
+                "event_uuid": row["event_uuid"],
+                "bytes": row["bytes"],
+                "reason": row["reason"],
+                "created_at": row["created_at"],
+            }
+            for row in rows
+        ]
+    }

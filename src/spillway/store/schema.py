@@ -177,3 +177,32 @@ runs = sa.Table(
     sa.UniqueConstraint("export_id", "kind", "window_end"),
     sa.Index(None, "export_id", "status"),
 )
+
+# Stream exports (migration 0004): what the delivery loop has done, for lag and metrics.
+stream_state = sa.Table(
+    "stream_state",
+    metadata,
+    sa.Column("export_id", sa.String(32), sa.ForeignKey("exports.id"), primary_key=True),
+    # The last sequence of the batch being sent: after a crash, records between the cursor
+    # and here may already have reached the stream (counted as redelivered when resent).
+    sa.Column("inflight_to", sa.BigInteger, nullable=False),
+    sa.Column("records_sent", sa.BigInteger, nullable=False),
+    sa.Column("records_retried", sa.BigInteger, nullable=False),
+    sa.Column("dead_lettered", sa.BigInteger, nullable=False),
+    sa.Column("redelivered", sa.BigInteger, nullable=False),
+    sa.Column("last_sent_at", sa.BigInteger, nullable=True),  # epoch ms
+)
+
+# Records a stream service can never accept (too large): kept with the reason, not retried.
+dead_letters = sa.Table(
+    "dead_letters",
+    metadata,
+    sa.Column("id", BigId, primary_key=True, autoincrement=True),
+    sa.Column("export_id", sa.String(32), sa.ForeignKey("exports.id"), nullable=False),
+    sa.Column("seq", sa.BigInteger, nullable=False),
+    sa.Column("event_uuid", sa.String(36), nullable=False),
+    sa.Column("bytes", sa.BigInteger, nullable=False),
+    sa.Column("reason", sa.Text, nullable=False),
+    sa.Column("created_at", sa.BigInteger, nullable=False),
+    sa.UniqueConstraint("export_id", "seq"),
+)

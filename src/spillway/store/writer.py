@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 import queue
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 
 from sqlalchemy.engine import Engine
@@ -28,6 +28,8 @@ class GroupWriter:
         self._queue: queue.SimpleQueue[tuple[Batch, Future[set[str]]] | None] = queue.SimpleQueue()
         self._thread = threading.Thread(target=self._run, name="spillway-ingest", daemon=True)
         self._started = False
+        # Called after every commit (from the writer thread): wakes stream delivery.
+        self.listeners: list[Callable[[], None]] = []
 
     def start(self) -> None:
         """Start the writer thread."""
@@ -83,3 +85,5 @@ class GroupWriter:
             return
         for (_, future), result in zip(group, results, strict=True):
             future.set_result(result)
+        for listener in self.listeners:
+            listener()

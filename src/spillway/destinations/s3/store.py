@@ -21,7 +21,7 @@ from spillway.destinations.base import (
     PartBuffer,
     StoredObject,
 )
-from spillway.destinations.s3.client import classify, s3_client, session_for
+from spillway.destinations.s3.client import auth_for, classify, s3_client
 from spillway.destinations.s3.config import S3Config
 
 ClientError = botocore.exceptions.ClientError
@@ -132,22 +132,20 @@ class S3Store(ObjectStore):
         self.config = config
         self.credentials = credentials
         self.external_id = external_id
-        self._session: boto3.Session | None = None
+        self.auth = auth_for(config, credentials, external_id)
         self._client: Any = None
         self.last_commit: StoredObject | None = None
 
     @property
     def session(self) -> boto3.Session:
         """The boto3 session (roles are assumed on first use)."""
-        if self._session is None:
-            self._session = session_for(self.config, self.credentials, self.external_id)
-        return self._session
+        return self.auth.session
 
     @property
     def client(self) -> Any:
         """The S3 client."""
         if self._client is None:
-            self._client = s3_client(self.config, self.session)
+            self._client = s3_client(self.auth)
         return self._client
 
     def encryption_args(self) -> dict[str, str]:

@@ -1,0 +1,1 @@
+"""Amazon Data Firehose (Kinesis Data Firehose) delivery streams."""

@@ -1,0 +1,109 @@
+"""Stream record bodies: the seed-001 event record, or the JSON Pinpoint's event stream emitted.
+
+``spillway`` records are spliced from the stored payload bytes like file exports (no JSON
+work). ``pinpoint`` records are rebuilt per event, for consumers written against Pinpoint's
+event stream (seed 002) that should keep working unchanged.
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import orjson
+
+from spillway.engine.records import RecordFrame, Selection, select
+from spillway.store.streams import StoredEvent
+
+RecordFormat = Literal["spillway", "pinpoint"]
+PINPOINT_EVENT_VERSION = "3.1"
+
+
+@dataclass(frozen=True, slots=True)
+class Encoder:
+    """Turns stored events into record bytes for one stream export."""
+
+    format: RecordFormat
+    app_name: str
+    app_id: str
+    selection: Selection
+
+    def encode(self, event: StoredEvent) -> bytes:
+        """The record's bytes, without a trailing newline."""
+        payload = select(event.payload, self.selection)
+        if self.format == "pinpoint":
+            return pinpoint_record(orjson.loads(payload), event, self.app_name, self.app_id)
+        frame = _frame(self.app_name, self.app_id, event.received_at // 3_600_000)
+        return frame.head + payload + frame.tail[:-1]
+
+
+@functools.lru_cache(maxsize=64)
+def _frame(app_name: str, app_id: str, hour: int) -> RecordFrame:
+    """The record frame of an hour of arrivals (export_hour and export_day say when)."""
+    return RecordFrame.for_run(app_name, app_id, hour * 3600)
+
+
+def _split_attributes(values: dict[str, Any]) -> tuple[dict[str, str], dict[str, float]]:
+    """Pinpoint keeps string attributes and numeric metrics apart."""
+    attributes: dict[str, str] = {}
+    metrics: dict[str, float] = {}
+    for key, value in values.items():
+        if isinstance(value, bool):
+            attributes[key] = "true" if value else "false"
+        elif isinstance(value, int | float):
+            metrics[key] = value
+        elif isinstance(value, str):
+            attributes[key] = value
+        else:
+            attributes[key] = orjson.dumps(value).decode()
+    return attributes, metrics
+
+
+def _device(device: dict[str, Any]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    platform = device.get("platform")
+    if platform is not None:
+        version = device.get("platform_version", device.get("os_version"))
+        out["platform"] = {"name": str(platform).lower(), "version": version}
+    for key in ("make", "model"):
+        if key in device:
+            out[key] = device[key]
+    if "locale" in device:
+        out["locale"] = {"code": device["locale"]}
+    return out
+
+
+def pinpoint_record(
+    event: dict[str, Any], stored: StoredEvent, app_name: str, app_id: str
+) -> bytes:
+    """One event in the shape of Pinpoint's event stream."""
+    attributes, metrics = _split_attributes(event.get("event_attributes") or {})
+    device = event.get("device_attributes") or {}
+    event_time = event.get("event_time")
+    timestamp = int(float(event_time) * 1000) if event_time is not None else stored.received_at
+    user_attributes = {
+        key: value if isinstance(value, list) else [str(value)]
+        for key, value in (event.get("user_attributes") or {}).items()
+    }
+    record = {
+        "event_type": event.get("event_name"),
+        "event_timestamp": timestamp,
+        "arrival_timestamp": stored.received_at,
+        "event_version": PINPOINT_EVENT_VERSION,
+        "application": {"app_id": app_id, "title": app_name, "sdk": {}},
+        "client": {"client_id": device.get("device_id", stored.uid)},
+        "device": _device(device),
+        "session": {},
+        "attributes": {
+            **attributes,
+            "event_uuid": stored.event_uuid,
+            "spillway_event_type": event.get("event_type", ""),
+        },
+        "metrics": metrics,
+        "endpoint": {
+            "Id": device.get("device_id", stored.uid),
+            "User": {"UserId": stored.uid, "UserAttributes": user_attributes},
+        },
+    }
+    return orjson.dumps(record)

@@ -1,0 +1,398 @@
+"""The stream delivery loop: every event, as it arrives, to Kinesis or Firehose (SPEC R18, R19).
+
+At least once, in ingest order, nothing silently dropped:
+
+- rows are read forward from the export's cursor and packed within the service's limits;
+- a partial failure resends exactly the failed records, in order, with backoff;
+- the cursor moves only past acknowledged (or dead-lettered) records, in the same transaction
+  that renews the export's lease, so a crash resends at most the one unacknowledged batch —
+  and the number of records that may have been delivered twice is counted (``redelivered``);
+- a record the service can never take (too large) goes to the dead-letter table with the
+  reason, and the stream goes on.
+
+A new event wakes the loop (:meth:`StreamDelivery.nudge`, called after each ingest commit); a
+batch closes when full or when its oldest event has waited ``linger_ms``.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import secrets
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy.engine import Engine
+
+from spillway import lifecycle, metrics
+from spillway.destinations.base import RecordStream, StreamRecord
+from spillway.engine.records import Selection
+from spillway.engine.stream_records import Encoder
+from spillway.errors import TerminalError, TransientError
+from spillway.secrets import SecretBox
+from spillway.store import catalog
+from spillway.store import runs as q
+from spillway.store import streams as sq
+from spillway.store.db import now_ms
+from spillway.store.projects import project_by_id
+from spillway.store.streams import StoredEvent
+
+log = logging.getLogger(__name__)
+TERMINAL_RETRY_MS = 60_000  # a failing stream tries again by itself every minute
+MAX_BACKOFF_S = 5.0
+# Give up on one batch after this long of transient errors: the export goes back to the
+# queue with a back-off instead of holding its lease forever.
+BATCH_PATIENCE_S = 120.0
+
+
+@dataclass
+class Packed:
+    """One call's worth of records, and what it does to the cursor once acknowledged."""
+
+    records: list[StreamRecord]
+    through: int  # the cursor after this batch (covers dead letters too)
+    dead: list[tuple[StoredEvent, int, str]]  # (event, size, reason)
+
+
+def pack(
+    stream: RecordStream, encoder: Encoder, rows: list[StoredEvent], start: int = 0
+) -> tuple[Packed, int]:
+    """Fill one call from ``rows[start:]``; returns the batch and the index after it."""
+    limits = stream.limits
+    records: list[StreamRecord] = []
+    dead: list[tuple[StoredEvent, int, str]] = []
+    call_bytes = 0
+    through = rows[start].seq - 1 if start < len(rows) else 0
+    index = start
+    while index < len(rows) and len(records) < limits.max_records:
+        event = rows[index]
+        data = encoder.encode(event)
+        size = limits.record_size(data, event.uid)
+        if size > limits.max_record_bytes:
+            dead.append(
+                (
+                    event,
+                    size,
+                    f"record is {size:,} bytes; {stream.kind} takes at most "
+                    f"{limits.max_record_bytes:,} bytes per record",
+                )
+            )
+        else:
+            if call_bytes + size > limits.max_call_bytes:
+                break
+            records.append(StreamRecord(data, event.uid))
+            call_bytes += size
+        through = event.seq
+        index += 1
+    return Packed(records, through, dead), index
+
+
+@dataclass
+class StreamDelivery:
+    """Delivers every stream export of the database, one export at a time per worker."""
+
+    engine: Engine
+    box: SecretBox
+    owner: str = field(default_factory=lambda: f"streamer-{secrets.token_hex(6)}")
+    linger_ms: int = 200
+    poll_seconds: float = 1.0
+    # Short: a restarted node waits at most this long for the lease its crashed self held.
+    # Every batch commit renews it, and so does each retry of a slow batch.
+    lease_ttl_ms: int = 15_000
+    fetch_rows: int = 2_000
+    notify: Callable[[dict[str, Any], str, str | None], None] | None = None
+    sleep: Callable[[float], None] = time.sleep
+    _new_events: threading.Event = field(default_factory=threading.Event)
+    _streams: dict[str, tuple[Any, Any]] = field(default_factory=dict)
+
+    def nudge(self) -> None:
+        """New events were committed: deliver them now (called from the ingest writer)."""
+        self._new_events.set()
+
+    def run_forever(self, stop: threading.Event) -> None:
+        """Deliver until ``stop``; sleeps only while there is nothing to send."""
+        while not stop.is_set():
+            self._new_events.clear()
+            try:
+                sent = self.pass_once()
+            except Exception:  # the loop must outlive any single failure
+                log.exception("stream pass failed; retrying in %.1fs", self.poll_seconds)
+                sent = 0
+            if not sent:
+                self._new_events.wait(self.poll_seconds)
+        self.close()
+
+    def pass_once(self, budget_seconds: float = 2.0) -> int:
+        """One pass over the stream exports; returns the records acknowledged."""
+        with self.engine.connect() as conn:
+            exports = [e for e in q.live_exports(conn) if e["frequency"] == "stream"]
+        sent = 0
+        now = now_ms()
+        for export in exports:
+            if export["next_attempt_at"] and export["next_attempt_at"] > now:
+                continue
+            sent += self.serve_export(export["id"], time.monotonic() + budget_seconds)
+        return sent
+
+    def serve_export(self, export_id: str, deadline: float) -> int:
+        """Deliver what one export has waiting (until ``deadline``) under its lease."""
+        with self.engine.connect().execution_options(write=True) as conn, conn.begin():
+            if not q.claim(conn, export_id, self.owner, now_ms(), self.lease_ttl_ms):
+                return 0
+        try:
+            return self._serve(export_id, deadline)
+        finally:
+            with self.engine.connect().execution_options(write=True) as conn, conn.begin():
+                q.release(conn, export_id, self.owner)
+
+    def _serve(self, export_id: str, deadline: float) -> int:
+        with self.engine.connect() as conn:
+            export = catalog.export_by_id(conn, export_id)
+            if export is None or export["status"] == "disabled":
+                return 0
+            destination = catalog.destination_by_id(conn, export["destination_id"])
+            project = project_by_id(conn, export["project_id"])
+        assert destination is not None and project is not None
+        try:
+            stream = self._stream(destination)
+        except TerminalError as exc:
+            self._failed(export, str(exc), terminal=True)
+            return 0
+        if not isinstance(stream, RecordStream):
+            self._failed(export, f"destination {destination['name']!r} is not a stream", True)
+            return 0
+        settings = export["settings"]
+        encoder = Encoder(
+            settings.get("record_format", "spillway"),
+            project.name,
+            project.app_id,
+            Selection(settings["user_attributes"], settings["device_attributes"]),
+        )
+        try:
+            sent = self._drain(export, stream, encoder, deadline)
+            self._observe_lag(export)
+        except q.LeaseLost:
+            log.warning("export %s: lease lost, another worker continues", export_id)
+            return 0
+        except TerminalError as exc:
+            self._forget(destination["id"])
+            self._failed(export, str(exc), terminal=True)
+            return 0
+        except TransientError as exc:
+            self._failed(export, str(exc), terminal=False)
+            return 0
+        if export["status"] == "failing" or export["status_reason"]:
+            self._set_state(export, "active", None)
+        return sent
+
+    def _stream(self, destination: dict[str, Any]) -> Any:
+        """The destination's client, kept across passes while its settings stay the same
+        (building one loads the SDK's service model: far more work than a batch)."""
+        version = (destination["updated_at"], destination["credentials_version"])
+        cached = self._streams.get(destination["id"])
+        if cached is not None and cached[0] == version:
+            return cached[1]
+        self._forget(destination["id"])
+        stream = lifecycle.open_store(self.engine, self.box, destination)
+        self._streams[destination["id"]] = (version, stream)
+        return stream
+
+    def _forget(self, destination_id: str) -> None:
+        cached = self._streams.pop(destination_id, None)
+        if cached is not None:
+            cached[1].close()
+
+    def close(self) -> None:
+        """Release every cached stream client."""
+        for destination_id in list(self._streams):
+            self._forget(destination_id)
+
+    def _drain(
+        self, export: dict[str, Any], stream: RecordStream, encoder: Encoder, deadline: float
+    ) -> int:
+        export_id = export["id"]
+        names = None if export["settings"]["events"] == "all" else export["settings"]["events"]
+        with self.engine.connect() as conn:
+            state = sq.state(conn, export_id)
+        cursor = int(export["cursor_seq"])
+        if state["inflight_to"] > cursor:
+            # The last process stopped with a batch unacknowledged: it goes again, and some of
+            # it may already be in the stream. Say how many at most, once.
+            with self.engine.connect() as conn:
+                again = sq.count_between(conn, export["project_id"], cursor, state["inflight_to"])
+            log.warning(
+                "export %s: resending %d records of an unacknowledged batch (duplicates possible)",
+                export_id,
+                again,
+            )
+            state["redelivered"] += again
+            metrics.STREAM_REDELIVERED.labels(export_id).inc(again)
+            state["inflight_to"] = cursor
+            self._commit(export_id, cursor, state, [])
+        sent = 0
+        while time.monotonic() < deadline:
+            with self.engine.connect() as conn:
+                rows = sq.rows_after(conn, export["project_id"], cursor, self.fetch_rows, names)
+            if not rows:
+                break
+            limits = stream.limits
+            waited = now_ms() - rows[0].received_at
+            if len(rows) < limits.max_records and waited < self.linger_ms:
+                self.sleep((self.linger_ms - waited) / 1000)  # let the batch fill a little
+                continue
+            start = 0
+            while start < len(rows) and time.monotonic() < deadline:
+                batch, start = pack(stream, encoder, rows, start)
+                state["inflight_to"] = batch.through
+                self._commit(export_id, cursor, state, [])
+                retried = self._send(stream, batch.records, export_id)
+                cursor = batch.through
+                state["records_sent"] += len(batch.records)
+                state["records_retried"] += retried
+                state["dead_lettered"] += len(batch.dead)
+                state["inflight_to"] = cursor
+                state["last_sent_at"] = now_ms()
+                self._commit(export_id, cursor, state, batch.dead)
+                metrics.STREAM_SENT.labels(export_id).inc(len(batch.records))
+                if batch.dead:
+                    metrics.STREAM_DEAD_LETTERED.labels(export_id).inc(len(batch.dead))
+                    for event, _, reason in batch.dead:
+                        log.warning(
+                            "export %s: event %s dead-lettered: %s",
+                            export_id,
+                            event.event_uuid,
+                            reason,
+                        )
+                sent += len(batch.records)
+        return sent
+
+    def _send(self, stream: RecordStream, records: list[StreamRecord], export_id: str) -> int:
+        """Send until every record is acknowledged; returns how many were resent."""
+        pending = records
+        attempt = 0
+        resent = 0
+        started = time.monotonic()
+        while pending:
+            try:
+                results = stream.put_records(pending)
+            except TransientError as exc:
+                if time.monotonic() - started > BATCH_PATIENCE_S:
+                    raise
+                log.info("export %s: %s; backing off", export_id, exc)
+                attempt += 1
+                self._renew(export_id)
+                self.sleep(_backoff(attempt))
+                continue
+            failed = [r for r, error in zip(pending, results, strict=True) if error is not None]
+            if not failed:
+                return resent
+            codes = sorted({error for error in results if error is not None})
+            log.info(
+                "export %s: %d of %d records not accepted (%s); resending those",
+                export_id,
+                len(failed),
+                len(pending),
+                ", ".join(codes),
+            )
+            metrics.STREAM_RETRIED.labels(export_id).inc(len(failed))
+            resent += len(failed)
+            pending = failed
+            attempt += 1
+            if time.monotonic() - started > BATCH_PATIENCE_S:
+                raise TransientError(
+                    f"{len(failed)} records still refused after {attempt} attempts ({codes[0]})"
+                )
+            self._renew(export_id)
+            self.sleep(_backoff(attempt))
+        return resent
+
+    def _renew(self, export_id: str) -> None:
+        """Keep the lease while a batch is retried."""
+        with self.engine.connect().execution_options(write=True) as conn, conn.begin():
+            if not q.claim(conn, export_id, self.owner, now_ms(), self.lease_ttl_ms):
+                raise q.LeaseLost(f"lease on export {export_id} was taken by another worker")
+
+    def _commit(
+        self,
+        export_id: str,
+        cursor: int,
+        state: dict[str, Any],
+        dead: list[tuple[StoredEvent, int, str]],
+    ) -> None:
+        """Move the cursor and counters, renewing the lease; LeaseLost if it was taken."""
+        with self.engine.connect().execution_options(write=True) as conn, conn.begin():
+            if not q.claim(conn, export_id, self.owner, now_ms(), self.lease_ttl_ms):
+                raise q.LeaseLost(f"lease on export {export_id} was taken by another worker")
+            for event, size, reason in dead:
+                sq.add_dead_letter(conn, export_id, event, size, reason)
+            sq.save_state(conn, state)
+            q.update_export(conn, export_id, {"cursor_seq": cursor})
+
+    def _observe_lag(self, export: dict[str, Any]) -> None:
+        with self.engine.connect() as conn:
+            cursor = catalog.export_by_id(conn, export["id"])
+            if cursor is None:
+                return
+            lag = sq.lag(conn, export["project_id"], int(cursor["cursor_seq"]), now_ms())
+        metrics.STREAM_LAG_EVENTS.labels(export["id"]).set(lag["events"])
+        metrics.STREAM_LAG_SECONDS.labels(export["id"]).set(lag["seconds"])
+
+    def _failed(self, export: dict[str, Any], error: str, terminal: bool) -> None:
+        delay = TERMINAL_RETRY_MS if terminal else int(10_000 * random.uniform(0.8, 1.2))
+        with self.engine.connect().execution_options(write=True) as conn, conn.begin():
+            q.update_export(
+                conn,
+                export["id"],
+                {"next_attempt_at": now_ms() + delay, "status_reason": error},
+            )
+        log.warning(
+            "export %s: %s error, retrying in %ds: %s",
+            export["id"],
+            "terminal" if terminal else "transient",
+            delay // 1000,
+            error,
+        )
+        self._observe_lag(export)
+        if terminal and export["status"] != "failing":
+            self._set_state(export, "failing", error)
+
+    def _set_state(self, export: dict[str, Any], status: str, reason: str | None) -> None:
+        with self.engine.connect().execution_options(write=True) as conn, conn.begin():
+            values: dict[str, Any] = {"status": status, "status_reason": reason}
+            if status == "active":
+                values["next_attempt_at"] = None
+            q.update_export(conn, export["id"], values)
+        previous = export["status"]
+        export["status"] = status
+        if self.notify is not None and previous != status:
+            self.notify(export, status, reason)
+
+
+def _backoff(attempt: int) -> float:
+    """Exponential back-off with jitter, so many workers don't retry in step."""
+    delay: float = min(MAX_BACKOFF_S, 0.1 * 2.0 ** min(attempt - 1, 8))
+    return delay * random.uniform(0.5, 1.0)
+
+
+class StreamThread:
+    """Runs a :class:`StreamDelivery` beside the API (``serve``) or the worker."""
+
+    def __init__(self, delivery: StreamDelivery) -> None:
+        self.delivery = delivery
+        self._stop = threading.Event()
+        self._thread = threading.Thread(
+            target=delivery.run_forever, args=(self._stop,), name="spillway-streams", daemon=True
+        )
+
+    def start(self) -> None:
+        """Start delivering."""
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Stop after the current batch."""
+        self._stop.set()
+        self.delivery.nudge()
+        self._thread.join(timeout=30)

@@ -1,0 +1,133 @@
+"""Queries of the stream delivery loop: rows to send, its counters, the dead letters."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from spillway.store.db import now_ms
+from spillway.store.schema import dead_letters, events, stream_state
+
+COUNTERS = ("records_sent", "records_retried", "dead_lettered", "redelivered")
+
+
+@dataclass(frozen=True, slots=True)
+class StoredEvent:
+    """One row read for delivery."""
+
+    seq: int
+    uid: str
+    event_uuid: str
+    received_at: int  # epoch ms
+    payload: bytes
+
+
+def rows_after(
+    conn: Connection, project_id: int, after: int, limit: int, names: list[str] | None
+) -> list[StoredEvent]:
+    """The project's next events in ingest order."""
+    where = [events.c.project_id == project_id, events.c.seq > after]
+    if names is not None:
+        where.append(events.c.event_name.in_(names))
+    result = conn.execute(
+        sa.select(
+            events.c.seq, events.c.uid, events.c.event_uuid, events.c.received_at, events.c.payload
+        )
+        .where(*where)
+        .order_by(events.c.seq)
+        .limit(limit)
+    )
+    return [StoredEvent(*row) for row in result]
+
+
+def state(conn: Connection, export_id: str) -> dict[str, Any]:
+    """The export's delivery counters (zeros before the first batch)."""
+    row = (
+        conn.execute(sa.select(stream_state).where(stream_state.c.export_id == export_id))
+        .mappings()
+        .first()
+    )
+    if row is None:
+        return {"export_id": export_id, "inflight_to": 0, "last_sent_at": None} | dict.fromkeys(
+            COUNTERS, 0
+        )
+    return dict(row)
+
+
+def save_state(conn: Connection, values: dict[str, Any]) -> None:
+    """Insert or replace the export's counters."""
+    exists = conn.execute(
+        sa.select(stream_state.c.export_id).where(stream_state.c.export_id == values["export_id"])
+    ).first()
+    if exists:
+        conn.execute(
+            stream_state.update()
+            .where(stream_state.c.export_id == values["export_id"])
+            .values(**{k: v for k, v in values.items() if k != "export_id"})
+        )
+    else:
+        conn.execute(stream_state.insert().values(**values))
+
+
+def add_dead_letter(
+    conn: Connection, export_id: str, event: StoredEvent, size: int, reason: str
+) -> None:
+    """Keep a record the service can never accept, with the reason (once per event)."""
+    known = conn.execute(
+        sa.select(dead_letters.c.id).where(
+            dead_letters.c.export_id == export_id, dead_letters.c.seq == event.seq
+        )
+    ).first()
+    if known is None:
+        conn.execute(
+            dead_letters.insert().values(
+                export_id=export_id,
+                seq=event.seq,
+                event_uuid=event.event_uuid,
+                bytes=size,
+                reason=reason,
+                created_at=now_ms(),
+            )
+        )
+
+
+def list_dead_letters(conn: Connection, export_id: str, limit: int = 100) -> list[dict[str, Any]]:
+    """The export's dead letters, newest first."""
+    rows = conn.execute(
+        sa.select(dead_letters)
+        .where(dead_letters.c.export_id == export_id)
+        .order_by(dead_letters.c.seq.desc())
+        .limit(limit)
+    ).mappings()
+    return [dict(row) for row in rows]
+
+
+def lag(conn: Connection, project_id: int, cursor: int, now: int) -> dict[str, int]:
+    """How far behind an export is: events after its cursor, and the age of the oldest one."""
+    behind = conn.execute(
+        sa.select(sa.func.count())
+        .select_from(events)
+        .where(events.c.project_id == project_id, events.c.seq > cursor)
+    ).scalar_one()
+    oldest = conn.execute(
+        sa.select(events.c.received_at)
+        .where(events.c.project_id == project_id, events.c.seq > cursor)
+        .order_by(events.c.seq)
+        .limit(1)
+    ).scalar_one_or_none()
+    seconds = max(0, (now - oldest) // 1000) if oldest is not None else 0
+    return {"events": int(behind), "seconds": int(seconds)}
+
+
+def count_between(conn: Connection, project_id: int, after: int, through: int) -> int:
+    """The project's events in (after, through]."""
+    return int(
+        conn.execute(
+            sa.select(sa.func.count())
+            .select_from(events)
+            .where(events.c.project_id == project_id, events.c.seq > after, events.c.seq <= through)
+        ).scalar_one()
+    )
