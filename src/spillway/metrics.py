@@ -34,3 +34,8 @@ STREAM_LAG_EVENTS = Gauge("spillway_stream_lag_events", "Events not yet delivere
 STREAM_LAG_SECONDS = Gauge(
     "spillway_stream_lag_seconds", "Age of the oldest event not yet delivered", ["export"]
 )
+EXPORT_GAP_EVENTS = Counter(
+    "spillway_export_gap_events",
+    "Events removed by retention before an export delivered them",
+    ["export"],
+)

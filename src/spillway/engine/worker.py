@@ -14,7 +14,7 @@ from sqlalchemy.engine import Engine
 from spillway import metrics
 from spillway.secrets import SecretBox
 from spillway.store.db import now_ms
-from spillway.store.events import prune_before
+from spillway.store.events import prune_before, undelivered_before
 
 log = logging.getLogger(__name__)
 DAY_MS = 86_400_000
@@ -48,12 +48,46 @@ class Worker:
         if self.scheduler is not None:
             done.update(self.scheduler.tick())
         cutoff = now_ms() - self.retention_days * DAY_MS
+        self._report_gaps(cutoff)
         pruned = prune_before(self.engine, cutoff, self.retention_batch_size)
         if pruned:
             metrics.EVENTS_PRUNED.inc(pruned)
             log.info("retention removed %d events older than %d days", pruned, self.retention_days)
         done["pruned"] = pruned
         return done
+
+    def _report_gaps(self, cutoff: int) -> None:
+        """Say so, loudly, when retention is about to remove events an export never delivered
+        (an outage longer than retention): the export's status, the audit log, a metric."""
+        from spillway.store import runs as q
+        from spillway.store.projects import record_audit
+
+        with self.engine.connect() as conn:
+            exports = q.live_exports(conn)
+        for export in exports:
+            with self.engine.connect() as conn:
+                lost, through = undelivered_before(
+                    conn, export["project_id"], int(export["cursor_seq"]), cutoff
+                )
+            if not lost:
+                continue
+            reason = (
+                f"{lost} events (through sequence {through}) were older than the "
+                f"{self.retention_days}-day retention and were removed before this export "
+                "delivered them"
+            )
+            log.error("export %s: %s", export["id"], reason)
+            metrics.EXPORT_GAP_EVENTS.labels(export["id"]).inc(lost)
+            with self.engine.connect().execution_options(write=True) as conn, conn.begin():
+                q.update_export(conn, export["id"], {"status_reason": reason})
+                record_audit(
+                    conn,
+                    actor="worker",
+                    action="export.retention_gap",
+                    project_id=export["project_id"],
+                    target=export["id"],
+                    detail={"events": lost, "through_seq": through},
+                )
 
     def wake(self) -> None:
         """Run the next pass now (e.g. a run was queued through the API)."""

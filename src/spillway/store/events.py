@@ -89,6 +89,21 @@ def high_water(conn: Connection) -> int:
     return int(conn.execute(sa.select(sa.func.coalesce(sa.func.max(events.c.seq), 0))).scalar_one())
 
 
+def undelivered_before(
+    conn: Connection, project_id: int, cursor: int, cutoff_ms: int
+) -> tuple[int, int]:
+    """Events of a project past an export's cursor that retention is about to remove:
+    (how many, the highest sequence among them)."""
+    count, top = conn.execute(
+        sa.select(sa.func.count(), sa.func.coalesce(sa.func.max(events.c.seq), 0)).where(
+            events.c.received_at < cutoff_ms,
+            events.c.project_id == project_id,
+            events.c.seq > cursor,
+        )
+    ).one()
+    return int(count), int(top)
+
+
 def prune_before(engine: Engine, cutoff_ms: int, batch_size: int) -> int:
     """Delete events received before ``cutoff_ms`` in batches; return how many went.
 

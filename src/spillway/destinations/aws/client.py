@@ -16,6 +16,8 @@ import boto3
 import botocore.exceptions
 from botocore.config import Config as BotoConfig
 from botocore.credentials import RefreshableCredentials
+from botocore.loaders import Loader, create_loader
+from botocore.session import Session as BotocoreSession
 from botocore.session import get_session
 
 from spillway.destinations.aws.config import AccessKey, AssumeRole, ServiceIdentity
@@ -170,7 +172,7 @@ class AwsAuth:
 
     def service_session(self) -> boto3.Session:
         """Spillway's own identity: the default credential chain."""
-        return boto3.Session(region_name=self.region)
+        return boto3.Session(region_name=self.region, botocore_session=_botocore_session())
 
     def client(self, service: str, config: BotoConfig, session: boto3.Session | None = None) -> Any:
         """A client of ``service`` on the destination's endpoint and region."""
@@ -186,6 +188,7 @@ class AwsAuth:
         if isinstance(credentials, AccessKey):
             token = credentials.session_token
             return boto3.Session(
+                botocore_session=_botocore_session(),
                 aws_access_key_id=credentials.access_key_id,
                 aws_secret_access_key=credentials.secret_access_key.get_secret_value(),
                 aws_session_token=token.get_secret_value() if token else None,
@@ -232,8 +235,26 @@ class AwsAuth:
         refreshable = RefreshableCredentials.create_from_metadata(
             metadata=refresh(), refresh_using=refresh, method="sts-assume-role"
         )
-        botocore_session = get_session()
+        botocore_session = _botocore_session()
         # botocore has no public setter for refreshable credentials; this is the known way.
         botocore_session._credentials = refreshable  # type: ignore[attr-defined]
         botocore_session.set_config_variable("region", self.region)
         return boto3.Session(botocore_session=botocore_session)
+
+
+_LOADER: Loader | None = None
+
+
+def _botocore_session() -> BotocoreSession:
+    """A fresh botocore session sharing one model loader with every other.
+
+    Each run and each stream builds its own session (credentials differ, and rotate), and a
+    new session would parse the service's model JSON again: a few hundred milliseconds of CPU
+    each time. The loader caches the parsed models; sharing it makes a new client cheap.
+    """
+    global _LOADER
+    if _LOADER is None:
+        _LOADER = create_loader()
+    session = get_session()
+    session.register_component("data_loader", _LOADER)
+    return session

@@ -101,6 +101,7 @@ class S3Writer(ObjectWriter):
         except (ClientError, BotoError) as exc:
             self._abort()
             raise classify(exc, store.config) from exc
+        self._abort_stale_uploads()
         details = {
             "parts": parts,
             "etag": response.get("ETag"),
@@ -110,6 +111,25 @@ class S3Writer(ObjectWriter):
         stored = StoredObject(self.key, self.size, details)
         store.last_commit = stored
         return stored
+
+    def _abort_stale_uploads(self) -> None:
+        """Abort uploads to this key that a killed attempt left open (they cost storage).
+
+        The key now holds the committed object, so any other open upload to it is a leftover:
+        leases make sure no live worker writes the same key. Best effort: without the
+        ``s3:ListBucketMultipartUploads`` / ``s3:AbortMultipartUpload`` permissions a
+        lifecycle rule for incomplete uploads is left to do it.
+        """
+        store = self._store
+        with contextlib.suppress(ClientError, BotoError):
+            listed = store.client.list_multipart_uploads(
+                Bucket=store.config.bucket, Prefix=self.key
+            )
+            for upload in listed.get("Uploads", []):
+                if upload["Key"] == self.key:
+                    store.client.abort_multipart_upload(
+                        Bucket=store.config.bucket, Key=self.key, UploadId=upload["UploadId"]
+                    )
 
     def _abort(self) -> None:
         if self._upload_id is not None:
