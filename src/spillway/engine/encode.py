@@ -15,7 +15,7 @@ from typing import Literal, Protocol
 
 import orjson
 
-from spillway.engine.records import RecordFrame, Selection, jsonl, select
+from spillway.engine.records import RecordFrame, Selection, select
 
 Format = Literal["jsonl", "csv", "parquet"]
 Compression = Literal["gzip", "zstd", "none"]
@@ -141,15 +141,31 @@ class Encoder(Protocol):
 
 
 class JsonlEncoder:
-    """Seed-001 records, one JSON object per line."""
+    """Seed-001 records, one JSON object per line.
+
+    A file is ``head p1 tail head p2 … tail``: each batch goes out as one join of its payloads
+    with ``tail head`` between them, after the head (first batch) or a ``tail head`` (later
+    ones); the last tail ends the file. No per-record Python work on the passthrough path.
+    """
 
     def __init__(self, out: Layer, frame: RecordFrame, selection: Selection) -> None:
         self._out, self._frame, self._selection = out, frame, selection
+        self._between = frame.between
+        self._lead = frame.head
+        self._records = False
 
     def add(self, payloads: Sequence[bytes]) -> None:
-        self._out.write(jsonl(payloads, self._frame, self._selection))
+        if not payloads:
+            return
+        if not self._selection.passthrough:
+            payloads = [select(payload, self._selection) for payload in payloads]
+        self._out.write(self._lead)
+        self._out.write(self._between.join(payloads))
+        self._lead, self._records = self._between, True
 
     def finish(self) -> None:
+        if self._records:
+            self._out.write(self._frame.tail)
         self._out.finish()
 
 

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
 
 from spillway.destinations.base import ObjectStore, ObjectWriter
 from spillway.engine.encode import FileSpec, open_encoder
@@ -81,23 +81,28 @@ def execute(ctx: RunContext, export: dict[str, Any], run: dict[str, Any]) -> dic
     received = None
     if run["kind"] == "backfill":
         received = (run["range_start_ms"], run["range_end_ms"])
-    with ctx.engine.connect() as conn:
-        count, payload_bytes = q.measure(conn, ctx.project_id, seq_from, seq_to, names, received)
     files: list[dict[str, Any]] = []
     window_end = run["window_end"]
     base = file_base(settings, window_end)
+    # One connection for all the run's reads, so one SQLite page cache fills, not one for
+    # each pooled connection the reads would otherwise rotate through.
+    with ctx.engine.connect() as reads:
+        count, payload_bytes = q.measure(reads, ctx.project_id, seq_from, seq_to, names, received)
+        reads.rollback()
+        if count:
+            files = _write_files(
+                ctx,
+                reads,
+                settings,
+                base,
+                window_end,
+                seq_from,
+                seq_to,
+                names,
+                received,
+                split=payload_bytes + count * _RECORD_OVERHEAD > settings["max_file_bytes"],
+            )
     if count:
-        files = _write_files(
-            ctx,
-            settings,
-            base,
-            window_end,
-            seq_from,
-            seq_to,
-            names,
-            received,
-            split=payload_bytes + count * _RECORD_OVERHEAD > settings["max_file_bytes"],
-        )
         ctx.hook("before_manifest")
         manifest = {
             "export_id": export["id"],
@@ -161,6 +166,7 @@ def _fix_range(ctx: RunContext, export: dict[str, Any], run: dict[str, Any]) -> 
 
 def _write_files(
     ctx: RunContext,
+    reads: Connection,
     settings: dict[str, Any],
     base: str,
     window_end: int,
@@ -218,9 +224,7 @@ def _write_files(
         )
 
     try:
-        for chunk in q.stream_payloads(
-            ctx.engine, ctx.project_id, seq_from, seq_to, names, received
-        ):
+        for chunk in q.stream_payloads(reads, ctx.project_id, seq_from, seq_to, names, received):
             start = 0
             while start < len(chunk):
                 if current is None:
@@ -229,12 +233,16 @@ def _write_files(
                 # depends only on the data, so every attempt splits at the same events).
                 end = start
                 planned = current["planned"]
+                rest = chunk[start:] if start else chunk
+                whole = planned + sum(map(len, rest)) + overhead * len(rest)
+                if whole < limit or not split:  # the common case: no record-by-record walk
+                    end, planned = len(chunk), whole
                 first = end == start and current["records"] == 0
                 while end < len(chunk) and (planned < limit or first):
                     first = False
                     planned += len(chunk[end]) + overhead
                     end += 1
-                current["encoder"].add(chunk[start:end])
+                current["encoder"].add(chunk if end - start == len(chunk) else chunk[start:end])
                 current["records"] += end - start
                 current["planned"] = planned
                 start = end

@@ -243,31 +243,37 @@ class StreamDelivery:
             if len(rows) < limits.max_records and waited < self.linger_ms:
                 self.sleep((self.linger_ms - waited) / 1000)  # let the batch fill a little
                 continue
-            start = 0
-            while start < len(rows) and time.monotonic() < deadline:
-                batch, start = pack(stream, encoder, rows, start)
-                state["inflight_to"] = batch.through
-                self._commit(export_id, cursor, state, [])
+            batch, start = pack(stream, encoder, rows, 0)
+            state["inflight_to"] = batch.through
+            self._commit(export_id, cursor, state, [])
+            while True:
                 retried = self._send(stream, batch.records, export_id)
                 cursor = batch.through
                 state["records_sent"] += len(batch.records)
                 state["records_retried"] += retried
                 state["dead_lettered"] += len(batch.dead)
-                state["inflight_to"] = cursor
                 state["last_sent_at"] = now_ms()
+                upcoming = None
+                if start < len(rows) and time.monotonic() < deadline:
+                    upcoming, start = pack(stream, encoder, rows, start)
+                # One commit acknowledges this batch and marks the next one in flight.
+                state["inflight_to"] = upcoming.through if upcoming else cursor
                 self._commit(export_id, cursor, state, batch.dead)
-                metrics.STREAM_SENT.labels(export_id).inc(len(batch.records))
-                if batch.dead:
-                    metrics.STREAM_DEAD_LETTERED.labels(export_id).inc(len(batch.dead))
-                    for event, _, reason in batch.dead:
-                        log.warning(
-                            "export %s: event %s dead-lettered: %s",
-                            export_id,
-                            event.event_uuid,
-                            reason,
-                        )
+                self._count(export_id, batch)
                 sent += len(batch.records)
+                if upcoming is None:
+                    break
+                batch = upcoming
         return sent
+
+    def _count(self, export_id: str, batch: Packed) -> None:
+        metrics.STREAM_SENT.labels(export_id).inc(len(batch.records))
+        if batch.dead:
+            metrics.STREAM_DEAD_LETTERED.labels(export_id).inc(len(batch.dead))
+            for event, _, reason in batch.dead:
+                log.warning(
+                    "export %s: event %s dead-lettered: %s", export_id, event.event_uuid, reason
+                )
 
     def _send(self, stream: RecordStream, records: list[StreamRecord], export_id: str) -> int:
         """Send until every record is acknowledged; returns how many were resent."""

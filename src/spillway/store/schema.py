@@ -62,6 +62,8 @@ events = sa.Table(
     sa.Column("payload", sa.LargeBinary, nullable=False),
     sa.UniqueConstraint("project_id", "event_uuid"),
     sa.Index(None, "received_at"),
+    # Exports and streams read a project's events forward from a cursor (migration 0005).
+    sa.Index(None, "project_id", "seq"),
     sqlite_autoincrement=True,
 )
 
