@@ -37,8 +37,10 @@ lint: $(STAMP) ## ruff and mypy
 test: system-deps $(STAMP) $(AZURITE) lint ## Lint, then run the whole test suite against real servers
 	$(BIN)/pytest
 
-bench: $(STAMP) ## Run the benchmarks and print their figures
+bench: $(STAMP) ## Run the benchmarks (ingest, export, stream) and print their figures
 	$(BIN)/python benchmarks/ingest.py
+	$(BIN)/python benchmarks/export.py
+	$(BIN)/python benchmarks/stream.py
 
 clean: ## Remove the virtualenv and caches (not your data)
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
