@@ -21,6 +21,7 @@ from sqlalchemy.engine import Connection, Engine
 from spillway.destinations.base import ObjectStore, ObjectWriter
 from spillway.engine.encode import FileSpec, open_encoder
 from spillway.engine.records import RecordFrame, Selection
+from spillway.store import catalog
 from spillway.store import runs as q
 from spillway.store.db import now_ms
 
@@ -140,7 +141,7 @@ def execute(ctx: RunContext, export: dict[str, Any], run: dict[str, Any]) -> dic
             if run["kind"] == "scheduled":
                 # Never backwards: the scheduler may already have marked later empty windows.
                 moves["last_window_end"] = max(window_end, q.last_window_end(conn, export["id"]))
-            q.update_export(conn, export["id"], moves)
+            catalog.update_export(conn, export["id"], moves)
     return result
 
 

@@ -20,10 +20,12 @@ from sqlalchemy.engine import Connection, Engine
 
 from spillway import lifecycle
 from spillway.engine import runner
+from spillway.engine.status import Notify, change_state
 from spillway.engine.windows import Frequency, due_ends, floor
 from spillway.errors import TerminalError, TransientError
 from spillway.exports import queue_settings
 from spillway.secrets import SecretBox
+from spillway.store import catalog
 from spillway.store import runs as q
 from spillway.store.db import now_ms
 from spillway.store.projects import project_by_id
@@ -43,7 +45,7 @@ class Scheduler:
     owner: str = field(default_factory=lambda: f"worker-{secrets.token_hex(6)}")
     lease_ttl_ms: int = 120_000
     hook: runner.Hook = field(default=lambda _: None)
-    notify: Callable[[dict[str, Any], str, str | None], None] | None = None
+    notify: Notify | None = None
 
     def tick(self) -> dict[str, int]:
         """Plan due windows and deliver what can be delivered now."""
@@ -117,7 +119,7 @@ class Scheduler:
                 # The later windows closed with nothing new: mark them covered instead of
                 # queueing empty runs (after a week-long outage, hundreds of them). An event
                 # committed late still lands in the next window's run: the cursor stays put.
-                q.update_export(conn, export["id"], {"last_window_end": ends[-1]})
+                catalog.update_export(conn, export["id"], {"last_window_end": ends[-1]})
             for end in needed:
                 q.insert_run(
                     conn,
@@ -211,7 +213,7 @@ class Scheduler:
             delay = int(delay * random.uniform(0.8, 1.2))  # jitter: workers don't stampede
         with self.engine.connect().execution_options(write=True) as conn, conn.begin():
             q.update_run(conn, run["id"], {"status": "failed", "error": error})
-            q.update_export(conn, export["id"], {"next_attempt_at": now + delay})
+            catalog.update_export(conn, export["id"], {"next_attempt_at": now + delay})
         log.warning(
             "export %s run %s attempt %d failed (%s): %s",
             export["id"],
@@ -224,14 +226,7 @@ class Scheduler:
             self._set_state(export, "failing", error)
 
     def _set_state(self, export: dict[str, Any], status: str, reason: str | None) -> None:
-        with self.engine.connect().execution_options(write=True) as conn, conn.begin():
-            values: dict[str, Any] = {"status": status, "status_reason": reason}
-            if status == "active":
-                values["next_attempt_at"] = None
-            q.update_export(conn, export["id"], values)
-        export["status"] = status
-        if self.notify is not None:
-            self.notify(export, status, reason)
+        change_state(self.engine, export, status, reason, self.notify)
 
 
 def _windows_with_data(conn: Connection, export: dict[str, Any], ends: list[int]) -> list[int]:

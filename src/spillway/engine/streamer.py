@@ -30,6 +30,7 @@ from sqlalchemy.engine import Engine
 from spillway import lifecycle, metrics
 from spillway.destinations.base import RecordStream, StreamRecord
 from spillway.engine.records import Selection
+from spillway.engine.status import Notify, change_state
 from spillway.engine.stream_records import Encoder
 from spillway.errors import TerminalError, TransientError
 from spillway.secrets import SecretBox
@@ -103,7 +104,7 @@ class StreamDelivery:
     # Every batch commit renews it, and so does each retry of a slow batch.
     lease_ttl_ms: int = 15_000
     fetch_rows: int = 2_000
-    notify: Callable[[dict[str, Any], str, str | None], None] | None = None
+    notify: Notify | None = None
     sleep: Callable[[float], None] = time.sleep
     _new_events: threading.Event = field(default_factory=threading.Event)
     _streams: dict[str, tuple[Any, Any]] = field(default_factory=dict)
@@ -259,6 +260,7 @@ class StreamDelivery:
                 # One commit acknowledges this batch and marks the next one in flight.
                 state["inflight_to"] = upcoming.through if upcoming else cursor
                 self._commit(export_id, cursor, state, batch.dead)
+                export["cursor_seq"] = cursor
                 self._count(export_id, batch)
                 sent += len(batch.records)
                 if upcoming is None:
@@ -335,21 +337,19 @@ class StreamDelivery:
             for event, size, reason in dead:
                 sq.add_dead_letter(conn, export_id, event, size, reason)
             sq.save_state(conn, state)
-            q.update_export(conn, export_id, {"cursor_seq": cursor})
+            catalog.update_export(conn, export_id, {"cursor_seq": cursor})
 
     def _observe_lag(self, export: dict[str, Any]) -> None:
+        """Lag gauges from the cursor this pass left (``_drain`` keeps it current)."""
         with self.engine.connect() as conn:
-            cursor = catalog.export_by_id(conn, export["id"])
-            if cursor is None:
-                return
-            lag = sq.lag(conn, export["project_id"], int(cursor["cursor_seq"]), now_ms())
+            lag = sq.lag(conn, export["project_id"], int(export["cursor_seq"]), now_ms())
         metrics.STREAM_LAG_EVENTS.labels(export["id"]).set(lag["events"])
         metrics.STREAM_LAG_SECONDS.labels(export["id"]).set(lag["seconds"])
 
     def _failed(self, export: dict[str, Any], error: str, terminal: bool) -> None:
         delay = TERMINAL_RETRY_MS if terminal else int(10_000 * random.uniform(0.8, 1.2))
         with self.engine.connect().execution_options(write=True) as conn, conn.begin():
-            q.update_export(
+            catalog.update_export(
                 conn,
                 export["id"],
                 {"next_attempt_at": now_ms() + delay, "status_reason": error},
@@ -366,15 +366,7 @@ class StreamDelivery:
             self._set_state(export, "failing", error)
 
     def _set_state(self, export: dict[str, Any], status: str, reason: str | None) -> None:
-        with self.engine.connect().execution_options(write=True) as conn, conn.begin():
-            values: dict[str, Any] = {"status": status, "status_reason": reason}
-            if status == "active":
-                values["next_attempt_at"] = None
-            q.update_export(conn, export["id"], values)
-        previous = export["status"]
-        export["status"] = status
-        if self.notify is not None and previous != status:
-            self.notify(export, status, reason)
+        change_state(self.engine, export, status, reason, self.notify)
 
 
 def _backoff(attempt: int) -> float:

@@ -59,6 +59,7 @@ class Worker:
     def _report_gaps(self, cutoff: int) -> None:
         """Say so, loudly, when retention is about to remove events an export never delivered
         (an outage longer than retention): the export's status, the audit log, a metric."""
+        from spillway.store import catalog
         from spillway.store import runs as q
         from spillway.store.projects import record_audit
 
@@ -79,7 +80,7 @@ class Worker:
             log.error("export %s: %s", export["id"], reason)
             metrics.EXPORT_GAP_EVENTS.labels(export["id"]).inc(lost)
             with self.engine.connect().execution_options(write=True) as conn, conn.begin():
-                q.update_export(conn, export["id"], {"status_reason": reason})
+                catalog.update_export(conn, export["id"], {"status_reason": reason})
                 record_audit(
                     conn,
                     actor="worker",

@@ -117,13 +117,6 @@ def get_run(conn: Connection, run_id: str) -> dict[str, Any] | None:
     return None if row is None else dict(row._mapping)
 
 
-def update_export(conn: Connection, export_id: str, values: dict[str, Any]) -> None:
-    """Change an export's columns."""
-    conn.execute(
-        exports.update().where(exports.c.id == export_id).values(updated_at=now_ms(), **values)
-    )
-
-
 def last_window_end(conn: Connection, export_id: str) -> int:
     """The end of the export's last covered window (0 before the first)."""
     value = conn.execute(
