@@ -13,7 +13,7 @@ from typing import Any
 from sqlalchemy.engine import Engine
 
 from spillway import destinations as registry
-from spillway.destinations.base import Check, Needs, all_passed
+from spillway.destinations.base import Check, Needs, Tenant, all_passed
 from spillway.errors import InputError, NotFound
 from spillway.secrets import SecretBox
 from spillway.store import catalog as q
@@ -64,12 +64,13 @@ def _features(raw: dict[str, Any] | None) -> dict[str, bool]:
     return features
 
 
-def _external_id(engine: Engine, project_id: int) -> str:
+def tenant_of(engine: Engine, project_id: int) -> Tenant:
+    """The project as its destinations see it."""
     with engine.connect() as conn:
         project = project_by_id(conn, project_id)
     if project is None:
         raise NotFound("project not found")
-    return project.external_id
+    return Tenant(project.app_id, project.name, project.external_id)
 
 
 def check(
@@ -82,11 +83,11 @@ def check(
 ) -> list[Check]:
     """Validate a destination that is not stored (the form's "Validate" button)."""
     parsed = registry.parse(kind, config, credentials)
-    return _run(parsed, _external_id(engine, project_id), _features(features))
+    return _run(parsed, tenant_of(engine, project_id), _features(features))
 
 
-def _run(parsed: registry.Parsed, external_id: str, features: dict[str, bool]) -> list[Check]:
-    store = registry.build(parsed, external_id)
+def _run(parsed: registry.Parsed, tenant: Tenant, features: dict[str, bool]) -> list[Check]:
+    store = registry.build(parsed, tenant)
     try:
         return store.validate(needs(features))
     finally:
@@ -124,7 +125,7 @@ def create(
             )
     checks: list[Check] = []
     if not body.get("force"):
-        checks = _run(parsed, _external_id(engine, actor.project_id), features)
+        checks = _run(parsed, tenant_of(engine, actor.project_id), features)
         if not all_passed(checks):
             raise ValidationFailed(_summary(checks), checks)
     destination_id = uuid.uuid4().hex
@@ -193,7 +194,7 @@ def parsed_of(box: SecretBox, row: dict[str, Any]) -> registry.Parsed:
 
 def open_store(engine: Engine, box: SecretBox, row: dict[str, Any]) -> Any:
     """A live store for a stored destination (the engine calls this at the start of a run)."""
-    return registry.build(parsed_of(box, row), _external_id(engine, row["project_id"]))
+    return registry.build(parsed_of(box, row), tenant_of(engine, row["project_id"]))
 
 
 def validate_stored(
@@ -201,7 +202,7 @@ def validate_stored(
 ) -> list[Check]:
     """Re-run the checks of a stored destination and record the outcome and status."""
     row = get(engine, actor.project_id, destination_id)
-    checks = _run(parsed_of(box, row), _external_id(engine, actor.project_id), row["features"])
+    checks = _run(parsed_of(box, row), tenant_of(engine, actor.project_id), row["features"])
     with engine.connect().execution_options(write=True) as conn, conn.begin():
         q.update_destination(
             conn,
@@ -250,7 +251,7 @@ def update(
     name = str(body.get("name") or row["name"]).strip()
     checks: list[Check] = []
     if not body.get("force"):
-        checks = _run(parsed, _external_id(engine, actor.project_id), features)
+        checks = _run(parsed, tenant_of(engine, actor.project_id), features)
         if not all_passed(checks):
             raise ValidationFailed(_summary(checks), checks)
     values: dict[str, Any] = {
@@ -287,7 +288,7 @@ def rotate(
     """
     row = get(engine, actor.project_id, destination_id)
     parsed = registry.parse(row["kind"], row["config"], credentials)
-    checks = _run(parsed, _external_id(engine, actor.project_id), row["features"])
+    checks = _run(parsed, tenant_of(engine, actor.project_id), row["features"])
     if not all_passed(checks):
         raise ValidationFailed(
             "the new credentials were not saved; the old ones stay in use. " + _summary(checks),

@@ -43,6 +43,50 @@ class Settings(BaseSettings):
     retention_batch_size: int = Field(default=5_000, ge=1)
     log_level: str = Field(default="INFO")
 
+    # --- Trust boundaries: what the operator opens to projects (docs/security.md) ---
+    allowed_endpoints: str = Field(
+        default="",
+        description=(
+            "Comma-separated origins (scheme://host[:port]) that custom endpoints, account URLs "
+            "and webhooks may use; by default none: only providers' own public endpoints and "
+            "webhooks to public https addresses."
+        ),
+    )
+    local_root: Path | None = Field(
+        default=None,
+        description="Folder under which 'local' destinations may write (one subfolder per "
+        "project); unset, the local kind is off.",
+    )
+    service_identity: str = Field(
+        default="",
+        description=(
+            "Which projects may use Spillway's own AWS identity, and for which buckets or "
+            "streams: 'PROJECT:NAME[|NAME…],PROJECT:…' (PROJECT is a name or id, NAME a bucket "
+            "or stream); empty means the mode is off."
+        ),
+    )
+    max_json_bytes: int = Field(
+        default=1024 * 1024, ge=1024, description="Largest body of a management (non-ingest) call."
+    )
+    max_endpoint_bytes: int = Field(
+        default=64 * 1024, ge=1024, description="Largest single endpoint document."
+    )
+    validation_concurrency: int = Field(
+        default=4, ge=1, le=64, description="Destination validations run at once, in all."
+    )
+    validation_per_project: int = Field(
+        default=2, ge=1, le=64, description="Destination validations one project may run at once."
+    )
+    validation_deadline_seconds: float = Field(
+        default=15.0, gt=0, le=300, description="Hard limit on one destination validation."
+    )
+    webhook_timeout_seconds: float = Field(
+        default=5.0, gt=0, le=60, description="Connect and read timeout of one webhook call."
+    )
+    webhook_queue_size: int = Field(
+        default=1000, ge=1, description="Webhook calls waiting to be sent; beyond, the oldest go."
+    )
+
     @property
     def resolved_database_url(self) -> str:
         """The configured URL, or a SQLite file inside the data dir."""

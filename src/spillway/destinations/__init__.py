@@ -1,7 +1,7 @@
 """Destinations: one package per kind, found through :data:`KINDS`.
 
 Each kind's package exposes ``Config`` and ``Credentials`` pydantic models, ``build(config,
-credentials, external_id)`` returning its store, and ``public_credentials(credentials)``
+credentials, tenant)`` returning its store, and ``public_credentials(credentials)``
 returning what the API may show (masked). Vendor SDKs load only when a kind is used.
 """
 
@@ -14,7 +14,7 @@ from typing import Any, Protocol, cast
 
 from pydantic import BaseModel, ValidationError
 
-from spillway.destinations.base import Destination
+from spillway.destinations.base import Destination, Tenant
 from spillway.errors import InputError
 
 # kind → module path; adding a destination touches its folder and this line.
@@ -34,7 +34,7 @@ class KindModule(Protocol):
     Config: type[BaseModel]
     Credentials: type[BaseModel]
 
-    def build(self, config: Any, credentials: Any, external_id: str) -> Destination: ...
+    def build(self, config: Any, credentials: Any, tenant: Tenant) -> Destination: ...
 
     def public_credentials(self, credentials: Any) -> dict[str, Any]: ...
 
@@ -81,9 +81,9 @@ def parse(kind: str, config: dict[str, Any], credentials: dict[str, Any]) -> Par
     return Parsed(kind, parsed_config, parsed_credentials)
 
 
-def build(parsed: Parsed, external_id: str) -> Destination:
-    """A live store for a parsed destination."""
-    return kind_module(parsed.kind).build(parsed.config, parsed.credentials, external_id)
+def build(parsed: Parsed, tenant: Tenant) -> Destination:
+    """A live store for a parsed destination of ``tenant``."""
+    return kind_module(parsed.kind).build(parsed.config, parsed.credentials, tenant)
 
 
 def public_credentials(parsed: Parsed) -> dict[str, Any]:

@@ -65,6 +65,20 @@ def all_passed(checks: list[Check]) -> bool:
 
 
 @dataclass(frozen=True, slots=True)
+class Tenant:
+    """The project a destination belongs to, as far as a destination needs to know it.
+
+    ``app_id`` names the project's own subfolder of operator-owned space (local folders);
+    ``name`` and ``app_id`` are what the operator's settings name projects by; ``external_id``
+    is what an assumed role's trust policy requires.
+    """
+
+    app_id: str
+    name: str
+    external_id: str
+
+
+@dataclass(frozen=True, slots=True)
 class Needs:
     """Which operations beyond writing the configured features rely on."""
 

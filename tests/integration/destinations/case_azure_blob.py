@@ -14,7 +14,7 @@ from azure.storage.blob import ContainerClient, ContainerSasPermissions, generat
 
 from spillway.destinations.azure_blob.kind import AzureBlobConfig, AzureCredentials, build
 from spillway.destinations.azure_blob.store import AzureBlobStore
-from spillway.destinations.base import ObjectStore
+from spillway.destinations.base import ObjectStore, Tenant
 from tests.integration.destinations.cases import StoreCase
 from tests.server_azurite import WRONG_KEY, Azurite, azurite_server
 from tests.servers import ServerFailed
@@ -103,7 +103,7 @@ class AzureWorld:
         self, credentials: AzureCredentials, *, part_size: int = 64 * KIB, **overrides: Any
     ) -> AzureBlobStore:
         """A store with these credentials, closed when the test ends."""
-        store = build(self.config(**overrides), credentials, "unused-external-id")
+        store = build(self.config(**overrides), credentials, Tenant("0" * 32, "p", "unused"))
         store.part_size = part_size
         self.stores.append(store)
         return store

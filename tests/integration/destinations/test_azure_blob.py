@@ -25,7 +25,14 @@ from spillway.destinations.azure_blob.kind import (
     public_credentials,
     resolve,
 )
-from spillway.destinations.base import Check, CheckStatus, DestinationError, Needs, all_passed
+from spillway.destinations.base import (
+    Check,
+    CheckStatus,
+    DestinationError,
+    Needs,
+    Tenant,
+    all_passed,
+)
 from spillway.errors import InputError, TransientError
 from spillway.lifecycle import _plain
 from tests.server_azurite import WRONG_KEY
@@ -356,7 +363,7 @@ def test_a_sas_needs_the_account_from_somewhere() -> None:
         "azure_blob", {"container": "abc"}, {"mode": "sas_token", "sas_token": "sv=1&sig=2"}
     )
     with pytest.raises(InputError, match="account_name"):
-        registry.build(parsed, "unused")
+        registry.build(parsed, Tenant("0" * 32, "p", "unused"))
 
 
 def test_endpoints_resolve_like_the_portal_says() -> None:
@@ -379,7 +386,7 @@ def test_endpoints_resolve_like_the_portal_says() -> None:
     assert resolve(config, dev).account_url == DEV_URL
     custom = AzureBlobConfig(container="abc", account_url="https://files.example.com/")
     assert resolve(custom, china).account_url == "https://files.example.com"
-    assert build(custom, china, "unused").target.account_name == "acct"
+    assert build(custom, china, Tenant("0" * 32, "p", "unused")).target.account_name == "acct"
 
 
 def test_sdk_request_traces_stay_out_of_the_log(

@@ -15,7 +15,14 @@ import requests
 from pydantic import ValidationError
 
 from spillway import destinations as registry
-from spillway.destinations.base import Check, CheckStatus, DestinationError, Needs, all_passed
+from spillway.destinations.base import (
+    Check,
+    CheckStatus,
+    DestinationError,
+    Needs,
+    Tenant,
+    all_passed,
+)
 from spillway.destinations.gcs.kind import (
     Anonymous,
     GcsConfig,
@@ -163,7 +170,7 @@ def test_registry_builds_a_gcs_store() -> None:
     parsed = registry.parse(
         "gcs", {"bucket": "acme-exports", "folder": "daily"}, {"mode": "anonymous"}
     )
-    store = registry.build(parsed, "spw-external-id")
+    store = registry.build(parsed, Tenant("0" * 32, "p", "spw-external-id"))
     assert isinstance(store, GcsStore)
     assert store.folder == "daily"
 

@@ -23,6 +23,7 @@ from pydantic import (
     model_validator,
 )
 
+from spillway.destinations.base import Tenant
 from spillway.errors import InputError
 from spillway.secrets import mask
 
@@ -302,9 +303,7 @@ Config = AzureBlobConfig
 Credentials = AzureCredentials
 
 
-def build(
-    config: AzureBlobConfig, credentials: AzureCredentials, external_id: str
-) -> AzureBlobStore:
+def build(config: AzureBlobConfig, credentials: AzureCredentials, tenant: Tenant) -> AzureBlobStore:
     """A store for the container, authenticating as configured (no External ID on Azure)."""
     from spillway.destinations.azure_blob.store import AzureBlobStore
 

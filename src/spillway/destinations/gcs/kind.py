@@ -19,6 +19,7 @@ from pydantic import (
     model_validator,
 )
 
+from spillway.destinations.base import Tenant
 from spillway.secrets import mask
 
 if TYPE_CHECKING:
@@ -201,7 +202,7 @@ Config = GcsConfig
 Credentials = GcsCredentials
 
 
-def build(config: GcsConfig, credentials: GcsCredentials, external_id: str) -> GcsStore:
+def build(config: GcsConfig, credentials: GcsCredentials, tenant: Tenant) -> GcsStore:
     """A store for the bucket (the SDK loads here; nothing talks to Google until used)."""
     from spillway.destinations.gcs.store import GcsStore
 
