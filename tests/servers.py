@@ -93,3 +93,23 @@ def postgres() -> Iterator[str]:
             check=False,
         )
         shutil.rmtree(root, ignore_errors=True)
+
+
+# Origins of the test servers started so far: in-process code reaches them through the
+# outbound policy (spillway.netpolicy), and `spillway serve` subprocesses through
+# SPILLWAY_ALLOWED_ENDPOINTS, exactly as an operator would list a MinIO or an emulator.
+_ALLOWED: set[str] = set()
+
+
+def allow_endpoint(url: str) -> None:
+    """List a test server's origin, here and for servers started from now on."""
+    from spillway import netpolicy
+
+    origin = netpolicy.origin_of(url)
+    _ALLOWED.add(str(origin))
+    netpolicy.configure(netpolicy.Policy(netpolicy.current().allowed | {origin}))
+
+
+def allowed_endpoints() -> str:
+    """The value of SPILLWAY_ALLOWED_ENDPOINTS for a subprocess: every origin listed so far."""
+    return ",".join(sorted(_ALLOWED))
