@@ -37,6 +37,9 @@ lint: $(STAMP) ## ruff and mypy
 test: system-deps $(STAMP) $(AZURITE) lint ## Lint, then run the whole test suite against real servers
 	$(BIN)/pytest
 
+fuzz: $(STAMP) ## Fuzz the API with schemathesis against a real server (FUZZ_SECONDS, default 180)
+	$(BIN)/python scripts/fuzz.py --max-time $(or $(FUZZ_SECONDS),180)
+
 bench: $(STAMP) ## Run the benchmarks (ingest, export, stream) and print their figures
 	$(BIN)/python benchmarks/ingest.py
 	$(BIN)/python benchmarks/export.py
@@ -45,4 +48,4 @@ bench: $(STAMP) ## Run the benchmarks (ingest, export, stream) and print their f
 clean: ## Remove the virtualenv and caches (not your data)
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
 
-.PHONY: help install system-deps run lint test bench clean
+.PHONY: help install system-deps run lint test fuzz bench clean

@@ -174,9 +174,17 @@ def deliver(engine: Any, export_id: str) -> dict[str, Any]:
 
 
 def spillway_run(db_url: str, export_id: str, warm_up_id: str) -> dict[str, Any]:
+    from tests.servers import allowed_endpoints  # importable once _common set the path
+
     spec = json.dumps({"db_url": db_url, "export_id": export_id, "warm_up_id": warm_up_id})
+    # The child reaches moto at a loopback port: listed, as an operator would list it.
+    env = {**os.environ, "SPILLWAY_ALLOWED_ENDPOINTS": allowed_endpoints()}
     answer = subprocess.run(
-        [sys.executable, __file__, "--child", spec], capture_output=True, text=True, check=False
+        [sys.executable, __file__, "--child", spec],
+        capture_output=True,
+        text=True,
+        check=False,
+        env=env,
     )
     if answer.returncode != 0:
         raise SystemExit(f"export subprocess failed:\n{answer.stderr[-3000:]}")

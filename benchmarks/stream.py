@@ -50,7 +50,7 @@ if str(ROOT) not in sys.path:  # for `tests.*` (the moto server helpers)
 import httpx  # noqa: E402
 import orjson  # noqa: E402
 from tests.server_moto import REGION, Moto, moto_server  # noqa: E402
-from tests.servers import free_port, wait_for_port  # noqa: E402
+from tests.servers import allowed_endpoints, free_port, wait_for_port  # noqa: E402
 
 from spillway import exports, lifecycle  # noqa: E402
 from spillway.demo import synthetic_events  # noqa: E402
@@ -415,6 +415,7 @@ def latency(
         stream = create_stream(moto)
         port = free_port()
         log_path = workdir / f"serve-linger-{linger_ms}.log"
+        env["SPILLWAY_ALLOWED_ENDPOINTS"] = allowed_endpoints()  # moto, listed by the operator
         with log_path.open("wb") as log:
             server = subprocess.Popen(
                 [SPILLWAY, "serve", "--port", str(port)],

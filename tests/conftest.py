@@ -19,6 +19,7 @@ pytest_plugins = [
     "tests.integration.destinations.case_s3",
     "tests.integration.destinations.case_gcs",
     "tests.integration.destinations.case_azure_blob",
+    "tests.integration.destinations.policy",
 ]
 
 
@@ -30,6 +31,15 @@ def postgres_url() -> Iterator[str]:
             yield url
     except servers.ServerFailed as exc:
         pytest.fail(f"PostgreSQL test server did not start: {exc}")
+
+
+@pytest.fixture
+def local_root(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """The operator's SPILLWAY_LOCAL_ROOT for this test (in this process and in subprocesses
+    it starts): `local` destinations exist only with it, each project inside its subfolder."""
+    root = tmp_path_factory.mktemp("local-root")
+    monkeypatch.setenv("SPILLWAY_LOCAL_ROOT", str(root))
+    return root
 
 
 @pytest.fixture(params=["sqlite", "postgres"])

@@ -11,7 +11,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from tests.servers import ServerFailed, free_port, wait_for_port
+from tests.servers import ServerFailed, allow_endpoint, free_port, wait_for_port
 
 REPO = Path(__file__).resolve().parent.parent
 BINARY = REPO / ".tools" / "node_modules" / ".bin" / "azurite-blob"
@@ -78,6 +78,8 @@ def azurite_server(timeout: float = 60.0) -> Iterator[Azurite]:
                         else f"did not listen on port {port} within {timeout}s"
                     )
                     raise ServerFailed(f"azurite-blob {state}:\n{log.read_text()}") from None
+        # The operator lists it: destinations may name it as account_url or BlobEndpoint.
+        allow_endpoint(f"http://127.0.0.1:{port}")
         yield Azurite(f"http://127.0.0.1:{port}/{ACCOUNT}")
     finally:
         process.terminate()

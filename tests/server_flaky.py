@@ -33,6 +33,8 @@ from botocore.auth import SigV4Auth
 from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
 
+from tests.servers import allow_endpoint
+
 THROUGHPUT = "ProvisionedThroughputExceededException"
 UNAVAILABLE = "ServiceUnavailableException"
 _MESSAGES = {
@@ -282,6 +284,7 @@ def flaky_proxy(upstream: str, key: str, secret: str) -> Iterator[FlakyProxy]:
     server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(proxy))
     server.daemon_threads = True
     proxy.endpoint = f"http://127.0.0.1:{server.server_address[1]}"
+    allow_endpoint(proxy.endpoint)  # destinations name it as endpoint_url
     thread = threading.Thread(
         target=server.serve_forever, args=(0.05,), name="flaky-proxy", daemon=True
     )

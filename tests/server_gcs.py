@@ -17,7 +17,7 @@ from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
 from urllib.parse import parse_qs
 
-from tests.servers import ServerFailed, free_port, wait_for_port
+from tests.servers import ServerFailed, allow_endpoint, free_port, wait_for_port
 
 
 @contextmanager
@@ -46,7 +46,10 @@ def gcs_emulator() -> Iterator[str]:
             raise ServerFailed(
                 f"gcp-storage-emulator did not start ({exc}; {state}):\n{log.read_text()}"
             ) from None
-        yield f"http://127.0.0.1:{port}"
+        url = f"http://127.0.0.1:{port}"
+        # The operator lists it: destinations may name it as endpoint_url (anonymous access).
+        allow_endpoint(url)
+        yield url
     finally:
         process.terminate()
         try:
@@ -93,7 +96,11 @@ def token_endpoint() -> Iterator[str]:
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
+        url = f"http://127.0.0.1:{server.server_address[1]}"
+        # The operator lists it, so a key whose token_uri names it is accepted (Google's own
+        # token endpoint is the only one allowed by default).
+        allow_endpoint(url)
+        yield url
     finally:
         server.shutdown()
         server.server_close()

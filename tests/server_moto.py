@@ -14,7 +14,7 @@ from pathlib import Path
 import boto3
 import orjson
 
-from tests.servers import ServerFailed, free_port, wait_for_port
+from tests.servers import ServerFailed, allow_endpoint, free_port, wait_for_port
 
 REGION = "us-east-1"
 # Requests moto serves before it starts checking signatures and IAM policies: exactly the
@@ -69,6 +69,8 @@ def moto_server() -> Iterator[Moto]:
         except ServerFailed as exc:
             raise ServerFailed(f"moto_server did not start: {exc}\n{log.read_text()}") from None
         endpoint = f"http://127.0.0.1:{port}"
+        # The operator lists it, as they would a MinIO: destinations may name it as endpoint_url.
+        allow_endpoint(endpoint)
         iam = boto3.client(
             "iam",
             endpoint_url=endpoint,

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import gc
-import logging
 from typing import TYPE_CHECKING, Annotated
 
 import orjson
@@ -34,10 +33,10 @@ def _settings() -> Settings:
 
 
 def _logging(settings: Settings) -> None:
-    logging.basicConfig(
-        level=settings.log_level.upper(),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+    from spillway.logs import configure
+
+    # Other libraries stay at WARNING and every line is redacted (docs/operations.md).
+    configure(settings.log_level, settings.log_level_third_party)
 
 
 def _fail(message: str) -> typer.Exit:
@@ -83,8 +82,14 @@ def serve(
     gc.freeze()
     gc.set_threshold(50_000, 20, 20)
     typer.echo(f"Spillway listening on http://{host}:{port} (data in {settings.data_dir})")
+    # log_config=None: uvicorn's loggers go through the root handler and its redacting filter.
     uvicorn.run(
-        application, host=host, port=port, log_level=settings.log_level.lower(), access_log=False
+        application,
+        host=host,
+        port=port,
+        log_level=settings.log_level.lower(),
+        access_log=False,
+        log_config=None,
     )
 
 
@@ -135,6 +140,11 @@ def worker(
         done = runner.run_once()
         done["streamed"] = delivery.pass_once()
         typer.echo(orjson.dumps(done).decode())
+        from spillway.engine import webhooks
+
+        # Webhook calls go out from a background thread: give the ones this pass queued a
+        # bounded moment before the process exits.
+        webhooks.flush(2 * settings.webhook_timeout_seconds)
         return
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
@@ -181,7 +191,13 @@ def create_project(
 @admin.command("create-key")
 def create_key(
     project: Annotated[str, typer.Argument(help="Project name or id.")],
-    scope: Annotated[str, typer.Option(help="read, write or admin.")] = "write",
+    scope: Annotated[
+        str,
+        typer.Option(
+            help="ingest (send events and endpoints only: the key an app embeds), read, write "
+            "or admin."
+        ),
+    ] = "write",
     name: Annotated[str | None, typer.Option(help="A label for the key.")] = None,
     json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
@@ -195,7 +211,7 @@ def create_key(
     try:
         wanted = Scope(scope)
     except ValueError:
-        raise _fail(f"--scope must be read, write or admin, not {scope!r}") from None
+        raise _fail(f"--scope must be ingest, read, write or admin, not {scope!r}") from None
     settings = _settings()
     engine = create_engine(settings.resolved_database_url)
     migrate(engine)

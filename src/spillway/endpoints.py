@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
+import orjson
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from sqlalchemy.engine import Engine
 
+from spillway import text
 from spillway.errors import InputError
 from spillway.store import endpoints as q
 from spillway.store.db import now_ms
@@ -49,16 +51,6 @@ def _string_lists(value: dict[str, Any] | None) -> dict[str, list[str] | None] |
         else:
             raise ValueError(f"attribute {key!r} must be a string or a list of strings")
     return out
-
-
-def _has_nul(value: Any) -> bool:
-    if isinstance(value, str):
-        return "\x00" in value
-    if isinstance(value, dict):
-        return any(_has_nul(k) or _has_nul(v) for k, v in value.items())
-    if isinstance(value, list):
-        return any(_has_nul(v) for v in value)
-    return False
 
 
 def check_id(endpoint_id: str) -> str:
@@ -115,11 +107,9 @@ class EndpointIn(BaseModel):
 
     _lists = field_validator("attributes", "user_attributes")(_string_lists)
 
-    @model_validator(mode="after")
-    def _no_nul(self) -> EndpointIn:
-        if _has_nul(self.model_dump()):
-            raise ValueError("text fields must not contain the NUL character (\\u0000)")
-        return self
+    # No NUL (PostgreSQL text cannot hold it) and no lone surrogate (no UTF-8 form), in keys
+    # too: the field is named so the caller knows what to fix.
+    _text = model_validator(mode="before")(text.checked)
 
 
 class EndpointBatch(BaseModel):
@@ -203,8 +193,8 @@ def upsert(
 
 
 def public(record: dict[str, Any]) -> dict[str, Any]:
-    """An endpoint as the API shows it."""
-    return {
+    """An endpoint as the API shows it (encodable even if stored before text was checked)."""
+    shown = {
         "endpoint_id": record["endpoint_id"],
         "user_id": record["user_id"],
         "channel_type": record["channel_type"],
@@ -220,3 +210,10 @@ def public(record: dict[str, Any]) -> dict[str, Any]:
         "created_at": record["created_at"],
         "updated_at": record["updated_at"],
     }
+    try:
+        orjson.dumps(shown)
+    except orjson.JSONEncodeError:
+        # A key or value with a lone surrogate, stored before input was checked: every answer
+        # holding it failed (response serialisation chokes on such map keys). Show U+FFFD.
+        return dict(text.printable(shown))
+    return shown

@@ -36,6 +36,13 @@ class NotFound(InputError):
     code = "not_found"
 
 
+class Conflict(InputError):
+    """The name (or other unique value) is taken; the message says by what."""
+
+    status_code = 409
+    code = "conflict"
+
+
 class TooLarge(InputError):
     """A request exceeded a configured size limit; the message names the limit."""
 

@@ -5,10 +5,12 @@ from __future__ import annotations
 import uuid
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from sqlalchemy.engine import Engine
 
+from spillway import text
 from spillway.engine.encode import FileSpec
+from spillway.engine.pgp import inspect_public_key, precheck_public_key
 from spillway.engine.runner import DEFAULT_MAX_FILE_BYTES, file_base
 from spillway.engine.windows import Frequency, next_end
 from spillway.errors import InputError, NotFound
@@ -19,6 +21,25 @@ from spillway.store.db import now_ms
 from spillway.store.projects import record_audit
 
 DAY_MS = 86_400_000
+# Largest file size an export may ask for: S3's (and most stores') object limit, 5 TiB.
+MAX_FILE_BYTES = 5 * 1024**4
+# Backfill bounds, epoch seconds: 9999-12-31T23:59:59Z is the last second dates can show.
+MAX_EPOCH_S = 253_402_300_799
+
+
+def _pgp_precheck(value: str | None) -> str | None:
+    """Only the cheap checks of a PGP key: models are parsed on the event loop. gpg reads the
+    key in :func:`check_pgp_key`, which the service calls (off the loop) before storing it."""
+    if value:
+        precheck_public_key(value)  # raises ValueError with what to fix
+    return value or None
+
+
+def _describe(exc: ValidationError) -> str:
+    return "; ".join(
+        f"{'.'.join(str(p) for p in err['loc']) or 'body'}: {err['msg']}"
+        for err in exc.errors()[:8]
+    )
 
 
 class ExportSettings(BaseModel):
@@ -31,10 +52,13 @@ class ExportSettings(BaseModel):
     format: Literal["jsonl", "csv", "parquet"] = "jsonl"
     compression: Literal["gzip", "zstd", "none"] = "gzip"
     pgp_public_key: str | None = None
-    max_file_bytes: int = Field(default=DEFAULT_MAX_FILE_BYTES, ge=1024)
+    max_file_bytes: int = Field(default=DEFAULT_MAX_FILE_BYTES, ge=1024, le=MAX_FILE_BYTES)
     webhook_url: str | None = None
     # Streams only: the seed-001 record, or the JSON Pinpoint's event stream emitted.
     record_format: Literal["spillway", "pinpoint"] = "spillway"
+
+    # No lone surrogate (no UTF-8 form) and no NUL anywhere, keys included; the field is named.
+    _text = model_validator(mode="before")(text.checked)
 
     @field_validator("events")
     @classmethod
@@ -43,21 +67,18 @@ class ExportSettings(BaseModel):
             raise ValueError('list at least one event name, or use "all"')
         return value
 
-    @field_validator("pgp_public_key")
-    @classmethod
-    def _pgp(cls, value: str | None) -> str | None:
-        if value:
-            from spillway.engine.pgp import inspect_public_key
-
-            inspect_public_key(value)  # raises ValueError with what to fix
-        return value or None
+    _pgp = field_validator("pgp_public_key")(_pgp_precheck)
 
     @field_validator("webhook_url")
     @classmethod
     def _webhook(cls, value: str | None) -> str | None:
-        if value and not value.startswith(("http://", "https://")):
-            raise ValueError("webhook_url must be an http:// or https:// URL")
-        return value
+        if value is None or not value.strip():
+            return None
+        from spillway import netpolicy
+
+        # https to public addresses, or an origin the operator lists (a netpolicy.Refused, a
+        # ValueError: a 422 naming webhook_url). Checked again, address by address, when sent.
+        return netpolicy.current().check_webhook(value.strip())
 
 
 class ExportIn(ExportSettings):
@@ -79,18 +100,21 @@ class ExportPatch(BaseModel):
     format: Literal["jsonl", "csv", "parquet"] | None = None
     compression: Literal["gzip", "zstd", "none"] | None = None
     pgp_public_key: str | None = None
-    max_file_bytes: int | None = Field(default=None, ge=1024)
+    max_file_bytes: int | None = Field(default=None, ge=1024, le=MAX_FILE_BYTES)
     webhook_url: str | None = None
     record_format: Literal["spillway", "pinpoint"] | None = None
     status: Literal["active", "disabled"] | None = None
+
+    _text = model_validator(mode="before")(text.checked)
+    _pgp = field_validator("pgp_public_key")(_pgp_precheck)
 
 
 class BackfillIn(BaseModel):
     """``POST /api/v1/exports/{id}/backfill``: a past range of receive times."""
 
     model_config = ConfigDict(extra="forbid")
-    start: int = Field(description="Epoch seconds, inclusive.")
-    end: int = Field(description="Epoch seconds, exclusive.")
+    start: int = Field(ge=0, le=MAX_EPOCH_S, description="Epoch seconds, inclusive.")
+    end: int = Field(ge=0, le=MAX_EPOCH_S, description="Epoch seconds, exclusive.")
 
     @model_validator(mode="after")
     def _order(self) -> BackfillIn:
@@ -100,6 +124,16 @@ class BackfillIn(BaseModel):
 
 
 STREAM_KINDS = ("kinesis", "firehose")
+
+
+def check_pgp_key(key: str | None) -> None:
+    """Have gpg read a new PGP public key (seconds of work: call it off the event loop)."""
+    if not key:
+        return
+    try:
+        inspect_public_key(key)
+    except ValueError as exc:
+        raise InputError(f"pgp_public_key: {exc}", status_code=422) from None
 
 
 def check_frequency(kind: str, frequency: str) -> None:
@@ -131,6 +165,7 @@ def _snapshot(row: dict[str, Any], folder: str) -> dict[str, Any]:
 def create(engine: Engine, actor: Actor, body: ExportIn, now: int | None = None) -> dict[str, Any]:
     """Store an export. Its first window covers what is ingested from now on."""
     now = now or now_ms()
+    check_pgp_key(body.pgp_public_key)
     with engine.connect().execution_options(write=True) as conn, conn.begin():
         destination = catalog.destination(conn, actor.project_id, body.destination_id)
         if destination is None:
@@ -203,8 +238,17 @@ def update(engine: Engine, actor: Actor, export_id: str, body: ExportPatch) -> d
             next_attempt_at=None,
         )
     if changes:
-        merged = ExportSettings.model_validate({**row["settings"], **changes})
-        values["settings"] = merged.model_dump()
+        # The stored key is not judged again (it was when set, maybe under older limits).
+        key = changes.get("pgp_public_key", row["settings"].get("pgp_public_key")) or None
+        try:
+            merged = ExportSettings.model_validate(
+                {**row["settings"], **changes, "pgp_public_key": None}
+            )
+        except ValidationError as exc:
+            raise InputError(_describe(exc), status_code=422) from None
+        if "pgp_public_key" in changes:
+            check_pgp_key(key)
+        values["settings"] = {**merged.model_dump(), "pgp_public_key": key}
     with engine.connect().execution_options(write=True) as conn, conn.begin():
         catalog.update_export(conn, export_id, values)
         record_audit(

@@ -52,6 +52,12 @@ _EMPTY = b"{}"
 # Epoch seconds beyond this are almost surely milliseconds (year 5138 otherwise).
 _MAX_EPOCH_S = 100_000_000_000
 _MAX_TEXT = 256
+# Objects and arrays nest at most this many levels in one event, the event object itself being
+# level 1 (so an attribute map is level 2). Deeper data is refused at ingest, well below the
+# encoder's own limit (orjson: 254), so every stored event can be re-encoded by every export.
+MAX_DEPTH = 32
+_ATTRIBUTES = ("user_attributes", "event_attributes", "device_attributes")
+_CONTAINERS = frozenset({dict, list})
 
 
 @dataclass(frozen=True, slots=True)
@@ -214,6 +220,7 @@ def judge(raw_events: list[Any], received_ms: int, limits: Limits) -> Judged:
     dumps = orjson.dumps
     default_time_s = received_ms / 1000
     known_types: set[str] = set()
+    flat = _CONTAINERS.isdisjoint
     for index, raw in enumerate(raw_events):
         # Each check has a fast path for the common, valid case; the slow helpers only run
         # to raise with a precise reason.
@@ -272,6 +279,15 @@ def judge(raw_events: list[Any], received_ms: int, limits: Limits) -> Judged:
             device_attributes = raw.get("device_attributes")
             if type(device_attributes) is not dict:
                 device_attributes = _object(device_attributes, "device_attributes")
+            # Flat maps (the usual case) pass the C-level test without a Python loop.
+            if not (
+                flat(map(type, user_attributes.values()))
+                and flat(map(type, event_attributes.values()))
+                and flat(map(type, device_attributes.values()))
+            ):
+                deep = _deep_reason(user_attributes, event_attributes, device_attributes)
+                if deep:
+                    raise ValueError(deep)
             # Field order of the seed-001 record: exports splice these bytes as they are.
             record: dict[str, Any] = {
                 "uid": uid,
@@ -291,7 +307,11 @@ def judge(raw_events: list[Any], received_ms: int, limits: Limits) -> Judged:
         except ValueError as exc:
             rejected.append({"index": index, "reason": str(exc)})
             continue
-        payload = dumps(record)
+        try:
+            payload = dumps(record)
+        except orjson.JSONEncodeError as exc:  # nothing known reaches here; never a 500
+            rejected.append({"index": index, "reason": f"the event cannot be stored: {exc}"})
+            continue
         if len(payload) > max_bytes:
             raise TooLarge(
                 f"event at index {index} is {len(payload):,} bytes; the limit is "
@@ -311,6 +331,31 @@ def judge(raw_events: list[Any], received_ms: int, limits: Limits) -> Judged:
         rows.append((int(seconds * 1000), event_uuid, event_type, name, uid, payload))
         row_index.append(index)
     return judged
+
+
+def _too_deep(attributes: dict[str, Any], levels: int = MAX_DEPTH - 1) -> bool:
+    """True when objects and arrays nest more than ``levels`` deep (``attributes`` is level 1)."""
+    stack: list[tuple[Any, int]] = [(attributes, 1)]
+    while stack:
+        node, depth = stack.pop()
+        for child in node.values() if type(node) is dict else node:
+            kind = type(child)
+            if kind is dict or kind is list:
+                if depth >= levels:
+                    return True
+                stack.append((child, depth + 1))
+    return False
+
+
+def _deep_reason(*maps: dict[str, Any]) -> str:
+    """Why an event with these attribute maps nests too deep, or "" when it does not."""
+    for name, attributes in zip(_ATTRIBUTES, maps, strict=True):
+        if _too_deep(attributes):
+            return (
+                f"{name} nest objects or arrays deeper than {MAX_DEPTH} levels (counting the "
+                "event itself as one); flatten them, or send deeply nested data as a JSON string"
+            )
+    return ""
 
 
 def _json_kind(value: Any) -> str:

@@ -11,6 +11,7 @@ from enum import StrEnum
 
 from sqlalchemy.engine import Engine
 
+from spillway import text
 from spillway.errors import InputError
 from spillway.secrets import SecretBox
 from spillway.store import projects as q
@@ -19,16 +20,36 @@ _KEY_ALPHABET = string.ascii_uppercase + string.digits
 
 
 class Scope(StrEnum):
-    """What a key may do. Each scope includes the ones before it."""
+    """What a key may do. Each scope grants a fixed set of capabilities (:data:`GRANTS`);
+    a route names the one capability it needs, spelled like the scope that defines it.
 
+    - ``ingest``: send events and upsert endpoints, nothing else (what an app embeds);
+    - ``read``: read everything in the project, change nothing (not even ingest);
+    - ``write``: ``ingest`` and ``read``, plus destinations, credentials, exports, deletes;
+    - ``admin``: everything.
+    """
+
+    INGEST = "ingest"
     READ = "read"
     WRITE = "write"
     ADMIN = "admin"
 
+    @property
+    def grants(self) -> frozenset[Scope]:
+        """The capabilities a key of this scope has."""
+        return GRANTS[self]
+
     def allows(self, needed: Scope) -> bool:
         """True when a key of this scope may perform a call that needs ``needed``."""
-        order = [Scope.READ, Scope.WRITE, Scope.ADMIN]
-        return order.index(self) >= order.index(needed)
+        return needed in GRANTS[self]
+
+
+GRANTS: dict[Scope, frozenset[Scope]] = {
+    Scope.INGEST: frozenset({Scope.INGEST}),
+    Scope.READ: frozenset({Scope.READ}),
+    Scope.WRITE: frozenset({Scope.INGEST, Scope.READ, Scope.WRITE}),
+    Scope.ADMIN: frozenset(Scope),
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,6 +87,9 @@ def create_project(engine: Engine, name: str) -> q.ProjectRow:
     name = name.strip()
     if not name or len(name) > 200:
         raise InputError("project name must be 1 to 200 characters")
+    reason = text.problem(name)
+    if reason is not None:
+        raise InputError(f"project name: {reason}", status_code=422)
     with engine.connect().execution_options(write=True) as conn, conn.begin():
         if q.project_by_name(conn, name) is not None:
             raise InputError(
@@ -134,8 +158,8 @@ class ForbiddenError(InputError):
     code = "forbidden"
 
 
-def authenticate(engine: Engine, header: str | None) -> Principal:
-    """Turn an ``Authorization`` header into a principal, or raise :class:`AuthError`."""
+def parse_bearer(header: str | None) -> tuple[str, str]:
+    """The key id and secret of an ``Authorization`` header, or :class:`AuthError` (no I/O)."""
     if not header:
         raise AuthError(
             "missing Authorization header; send 'Authorization: Bearer <key_id>.<secret>'"
@@ -146,6 +170,11 @@ def authenticate(engine: Engine, header: str | None) -> Principal:
     key_id, dot, secret = token.strip().partition(".")
     if not dot or not key_id or not secret:
         raise AuthError("malformed bearer token; expected '<key_id>.<secret>'")
+    return key_id, secret
+
+
+def verify(engine: Engine, key_id: str, secret: str) -> Principal:
+    """Look the key up and check its secret (one indexed query), or :class:`AuthError`."""
     with engine.connect() as conn:
         row = q.key_by_id(conn, key_id)
     if row is None or not hmac.compare_digest(row.secret_hash, hash_secret(secret)):
@@ -155,10 +184,17 @@ def authenticate(engine: Engine, header: str | None) -> Principal:
     return Principal(row.key_id, row.project_id, Scope(row.scope))
 
 
+def authenticate(engine: Engine, header: str | None) -> Principal:
+    """Turn an ``Authorization`` header into a principal, or raise :class:`AuthError`."""
+    key_id, secret = parse_bearer(header)
+    return verify(engine, key_id, secret)
+
+
 def require(principal: Principal, needed: Scope) -> None:
-    """Raise :class:`ForbiddenError` unless the principal's scope covers ``needed``."""
+    """Raise :class:`ForbiddenError` unless the principal's scope grants ``needed``."""
     if not principal.scope.allows(needed):
+        enough = ", ".join(f"'{scope}'" for scope in Scope if scope.allows(needed))
         raise ForbiddenError(
             f"integration key {principal.key_id} has scope '{principal.scope}', "
-            f"this call needs '{needed}'"
+            f"this call needs '{needed}' (granted to {enough} keys)"
         )

@@ -13,9 +13,10 @@ from typing import Any
 from sqlalchemy.engine import Engine
 
 from spillway import destinations as registry
-from spillway.destinations.base import Check, Needs, Tenant, all_passed
-from spillway.errors import InputError, NotFound
-from spillway.secrets import SecretBox
+from spillway import validation
+from spillway.destinations.base import Check, Needs, Tenant, all_passed, validating
+from spillway.errors import InputError, NotFound, TerminalError
+from spillway.secrets import SecretBox, SecretUnreadable
 from spillway.store import catalog as q
 from spillway.store.db import now_ms
 from spillway.store.projects import project_by_id, record_audit
@@ -32,6 +33,23 @@ class ValidationFailed(InputError):
     def __init__(self, message: str, checks: list[Check]) -> None:
         super().__init__(message)
         self.checks = checks
+
+
+class CredentialsUnreadable(InputError, TerminalError):
+    """The stored credentials do not open with this server's service key.
+
+    409 for the API; terminal for the engine. Rotating the credentials replaces them.
+    """
+
+    status_code = 409
+    code = "credentials_unreadable"
+
+    def __init__(self, destination_id: str) -> None:
+        super().__init__(
+            "the stored credentials cannot be decrypted with this server's service key "
+            "(SPILLWAY_SECRET_KEY changed?): rotate the credentials with "
+            f"PUT /api/v1/destinations/{destination_id}/credentials"
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,16 +100,24 @@ def check(
     features: dict[str, Any] | None = None,
 ) -> list[Check]:
     """Validate a destination that is not stored (the form's "Validate" button)."""
-    parsed = registry.parse(kind, config, credentials)
-    return _run(parsed, tenant_of(engine, project_id), _features(features))
+    tenant = tenant_of(engine, project_id)
+    parsed = registry.parse(kind, config, credentials, tenant)
+    return _run(parsed, tenant, _features(features))
 
 
 def _run(parsed: registry.Parsed, tenant: Tenant, features: dict[str, bool]) -> list[Check]:
-    store = registry.build(parsed, tenant)
-    try:
-        return store.validate(needs(features))
-    finally:
-        store.close()
+    """Validate in the validation pool (per-project limit, hard deadline): a destination
+    that never answers holds neither this request nor the threads that serve others."""
+
+    def work() -> list[Check]:
+        with validating():
+            store = registry.build(parsed, tenant)
+            try:
+                return store.validate(needs(features))
+            finally:
+                store.close()
+
+    return validation.run(tenant.app_id, work)
 
 
 def _summary(checks: list[Check]) -> str:
@@ -116,7 +142,8 @@ def create(
     if not name or len(name) > 200:
         raise InputError("name must be 1 to 200 characters")
     kind = str(body.get("kind") or "")
-    parsed = registry.parse(kind, body.get("config") or {}, body.get("credentials") or {})
+    tenant = tenant_of(engine, actor.project_id)
+    parsed = registry.parse(kind, body.get("config") or {}, body.get("credentials") or {}, tenant)
     features = _features(body.get("features"))
     with engine.connect() as conn:
         if q.destination_by_name(conn, actor.project_id, name) is not None:
@@ -125,7 +152,7 @@ def create(
             )
     checks: list[Check] = []
     if not body.get("force"):
-        checks = _run(parsed, tenant_of(engine, actor.project_id), features)
+        checks = _run(parsed, tenant, features)
         if not all_passed(checks):
             raise ValidationFailed(_summary(checks), checks)
     destination_id = uuid.uuid4().hex
@@ -187,9 +214,12 @@ def get(engine: Engine, project_id: int, destination_id: str) -> dict[str, Any]:
 
 def parsed_of(box: SecretBox, row: dict[str, Any]) -> registry.Parsed:
     """The stored destination's models, credentials unsealed (for building a store)."""
-    credentials = box.open_json(row["credentials_sealed"], context=row["id"].encode())
+    try:
+        credentials = box.open_json(row["credentials_sealed"], context=row["id"].encode())
+    except SecretUnreadable as exc:
+        raise CredentialsUnreadable(row["id"]) from exc
     assert isinstance(credentials, dict)
-    return registry.parse(row["kind"], row["config"], credentials)
+    return registry.parse(row["kind"], row["config"], credentials, stored=True)
 
 
 def open_store(engine: Engine, box: SecretBox, row: dict[str, Any]) -> Any:
@@ -245,13 +275,14 @@ def update(
     config = {**row["config"], **changes}
     features = _features({**row["features"], **(body.get("features") or {})})
     current = parsed_of(box, row)
+    tenant = tenant_of(engine, actor.project_id)
     parsed = registry.parse(
-        row["kind"], config, _plain(current.credentials.model_dump(mode="python"))
+        row["kind"], config, _plain(current.credentials.model_dump(mode="python")), tenant
     )
     name = str(body.get("name") or row["name"]).strip()
     checks: list[Check] = []
     if not body.get("force"):
-        checks = _run(parsed, tenant_of(engine, actor.project_id), features)
+        checks = _run(parsed, tenant, features)
         if not all_passed(checks):
             raise ValidationFailed(_summary(checks), checks)
     values: dict[str, Any] = {
@@ -287,8 +318,9 @@ def rotate(
     Runs already in flight built their clients from the old credentials and finish with them.
     """
     row = get(engine, actor.project_id, destination_id)
-    parsed = registry.parse(row["kind"], row["config"], credentials)
-    checks = _run(parsed, tenant_of(engine, actor.project_id), row["features"])
+    tenant = tenant_of(engine, actor.project_id)
+    parsed = registry.parse(row["kind"], row["config"], credentials, tenant)
+    checks = _run(parsed, tenant, row["features"])
     if not all_passed(checks):
         raise ValidationFailed(
             "the new credentials were not saved; the old ones stay in use. " + _summary(checks),

@@ -17,6 +17,7 @@ answer that changes between the check and the call cannot reach a private addres
 from __future__ import annotations
 
 import ipaddress
+import re
 import socket
 from dataclasses import dataclass
 from urllib.parse import urlsplit
@@ -37,6 +38,14 @@ AZURE_BLOB_DOMAINS = (
 # Where Google service-account keys get tokens; a key file naming another token_uri is refused.
 GOOGLE_TOKEN_URI = "https://oauth2.googleapis.com/token"  # noqa: S105 - a URL
 GOOGLE_TOKEN_DOMAINS = ("oauth2.googleapis.com", "accounts.google.com", "www.googleapis.com")
+
+
+# A host name as clients parse it: letters, digits, '-', '_' and dots. Anything else ('\\', '%',
+# ';' …) is where URL parsers disagree (urllib3 reads "https://evil\\.storage.googleapis.com" as
+# host "evil"), so it is refused rather than guessed at.
+_HOST = re.compile(r"^[a-z0-9_](?:[a-z0-9_-]{0,62})(?:\.[a-z0-9_](?:[a-z0-9_-]{0,62}))*$")
+# NAT64's well-known prefix: the last 32 bits are an IPv4 address a gateway connects to.
+_NAT64 = ipaddress.IPv6Network("64:ff9b::/96")
 
 
 class Refused(ValueError):
@@ -60,6 +69,12 @@ def origin_of(url: str, what: str = "URL") -> Origin:
     """The origin of an http(s) URL, or :class:`Refused` saying why it is not one."""
     if not isinstance(url, str) or not url.strip():
         raise Refused(f"{what} must be an http:// or https:// URL")
+    if (
+        "\\" in url
+        or " " in url.strip()
+        or any(ord(char) < 0x20 or ord(char) == 0x7F for char in url)
+    ):
+        raise Refused(f"{what} must not contain spaces, control characters or backslashes")
     try:
         parts = urlsplit(url.strip())
         port = parts.port
@@ -69,8 +84,17 @@ def origin_of(url: str, what: str = "URL") -> Origin:
         raise Refused(f"{what} must be an http:// or https:// URL with a host name")
     if parts.username is not None or parts.password is not None:
         raise Refused(f"{what} must not carry a user name or password")
+    host = parts.hostname.lower().rstrip(".")
+    if ":" in host:
+        if _literal(host) is None:
+            raise Refused(f"{what} has an IPv6 address that is not valid")
+    elif len(host) > 253 or not _HOST.match(host):
+        raise Refused(
+            f"{what} has a host name with characters a host name cannot have (only letters, "
+            "digits, '-', '_' and '.')"
+        )
     default = 443 if parts.scheme == "https" else 80
-    return Origin(parts.scheme, parts.hostname.lower().rstrip("."), port or default)
+    return Origin(parts.scheme, host, port or default)
 
 
 def parse_allowed(text: str) -> frozenset[Origin]:
@@ -92,8 +116,15 @@ def parse_allowed(text: str) -> frozenset[Origin]:
 
 def is_public(address: IPAddress) -> bool:
     """True for an address on the public internet (not loopback, private, link-local …)."""
-    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
-        address = address.ipv4_mapped
+    if isinstance(address, ipaddress.IPv6Address):
+        # Forms that carry an IPv4 address a host or gateway may end up connecting to.
+        embedded = address.ipv4_mapped or address.sixtofour
+        if embedded is None and address in _NAT64:
+            embedded = ipaddress.IPv4Address(int(address) & 0xFFFFFFFF)
+        if embedded is None and int(address) >> 32 == 0:  # IPv4-compatible (::a.b.c.d)
+            embedded = ipaddress.IPv4Address(int(address) & 0xFFFFFFFF)
+        if embedded is not None:
+            return is_public(embedded)
     return address.is_global and not address.is_multicast
 
 
@@ -133,6 +164,19 @@ class Policy:
         if self.listed(origin):
             return url
         if origin.scheme == "https" and _on_domain(origin.host, provider):
+            # Some provider names resolve to addresses inside the operator's network (VPC
+            # endpoints, internal load balancers, private APIs): those need listing too.
+            try:
+                addresses = _resolve(origin.host, origin.port)
+            except OSError:
+                return url  # DNS may be down now; the call would fail the same way
+            private = [str(a) for a in addresses if not is_public(a)]
+            if private:
+                raise Refused(
+                    f"{field} host {origin.host} resolves to a non-public address "
+                    f"({private[0]}): leave it empty to use the provider's own endpoint, or "
+                    f"{self._hint()}"
+                )
             return url
         own = f" (by default only https endpoints under {', '.join(provider)})" if provider else ""
         raise Refused(

@@ -11,11 +11,19 @@ import hmac
 import os
 
 import orjson
+from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from spillway.errors import SpillwayError
+from spillway.errors import TerminalError
 
 _VERSION = b"s1"
+
+
+class SecretUnreadable(TerminalError):
+    """A sealed value this service key cannot open: the key changed, or the value is damaged.
+
+    Terminal for the engine (a person must rotate the credentials); the API answers 409.
+    """
 
 
 class SecretBox:
@@ -36,16 +44,22 @@ class SecretBox:
     def open(self, sealed: bytes, *, context: bytes = b"") -> bytes:
         """Decrypt a value sealed by :meth:`seal` with the same service key and context."""
         try:
-            version, key_id, rest = sealed.split(b":", 2)
-        except ValueError as exc:
-            raise SpillwayError("stored secret is not in a known format") from exc
-        if version != _VERSION or key_id.decode() != self.key_id:
-            raise SpillwayError(
-                f"stored secret was sealed with key {key_id.decode()!r}, not the current service "
-                "key: was SPILLWAY_SECRET_KEY changed?"
+            version, key_id, rest = bytes(sealed).split(b":", 2)
+        except (ValueError, TypeError) as exc:
+            raise SecretUnreadable("stored secret is not in a known format") from exc
+        if version != _VERSION or key_id != self.key_id.encode():
+            raise SecretUnreadable(
+                f"stored secret was sealed with key {key_id.decode(errors='replace')!r}, not the "
+                "current service key: was SPILLWAY_SECRET_KEY changed?"
             )
         header = version + b":" + key_id + b":"
-        return self._aead.decrypt(rest[:12], rest[12:], header + context)
+        try:
+            return self._aead.decrypt(rest[:12], rest[12:], header + context)
+        except (InvalidTag, ValueError) as exc:
+            raise SecretUnreadable(
+                "stored secret does not decrypt with the current service key: it is damaged, "
+                "or SPILLWAY_SECRET_KEY was changed"
+            ) from exc
 
     def seal_json(self, value: object, *, context: bytes = b"") -> bytes:
         """Seal a JSON-serialisable value."""
@@ -53,7 +67,11 @@ class SecretBox:
 
     def open_json(self, sealed: bytes, *, context: bytes = b"") -> object:
         """Open a value sealed by :meth:`seal_json`."""
-        return orjson.loads(self.open(sealed, context=context))
+        plain = self.open(sealed, context=context)
+        try:
+            return orjson.loads(plain)
+        except orjson.JSONDecodeError as exc:
+            raise SecretUnreadable("stored secret is not the JSON it was sealed as") from exc
 
 
 def mask(value: str, *, keep: int = 4) -> str:

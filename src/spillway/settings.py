@@ -7,7 +7,7 @@ import secrets
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 SECRET_KEY_FILE = "secret.key"  # noqa: S105 - a file name, not a secret
@@ -41,7 +41,14 @@ class Settings(BaseSettings):
         description="How often a worker without the API in its process looks for new events.",
     )
     retention_batch_size: int = Field(default=5_000, ge=1)
-    log_level: str = Field(default="INFO")
+    log_level: str = Field(
+        default="INFO", description="Spillway's own log level (its loggers and uvicorn's)."
+    )
+    log_level_third_party: str | None = Field(
+        default=None,
+        description="Level of every other library's loggers (botocore, azure, google, urllib3 "
+        "…); unset means WARNING. UNSAFE below WARNING: SDKs log credentials at DEBUG.",
+    )
 
     # --- Trust boundaries: what the operator opens to projects (docs/security.md) ---
     allowed_endpoints: str = Field(
@@ -87,6 +94,15 @@ class Settings(BaseSettings):
         default=1000, ge=1, description="Webhook calls waiting to be sent; beyond, the oldest go."
     )
 
+    @field_validator("service_identity")
+    @classmethod
+    def _check_service_identity(cls, value: str) -> str:
+        # A bad value (or one bucket granted to two projects) stops the server at start.
+        from spillway.destinations.aws.service_identity import parse_grants
+
+        parse_grants(value)
+        return value
+
     @property
     def resolved_database_url(self) -> str:
         """The configured URL, or a SQLite file inside the data dir."""
@@ -105,8 +121,11 @@ class Settings(BaseSettings):
 
 
 def _load_or_create_key_file(path: Path) -> bytes:
-    """Read the generated key, creating it with mode 0600 on first use."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+    """Read the generated key, creating it with mode 0600 on first use (the data dir 0700)."""
+    from spillway.filemodes import private_dir, tighten_file
+
+    private_dir(path.parent)
+    tighten_file(path)
     try:
         return path.read_bytes().strip()
     except FileNotFoundError:

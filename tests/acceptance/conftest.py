@@ -25,7 +25,7 @@ import httpx
 import pytest
 import sqlalchemy as sa
 
-from tests.servers import ServerFailed, free_port, wait_for_port
+from tests.servers import ServerFailed, allowed_endpoints, free_port, wait_for_port
 
 SPILLWAY = str(Path(sys.executable).with_name("spillway"))
 CLI_TIMEOUT = 60.0
@@ -38,6 +38,8 @@ def cli_env(data_dir: Path, extra: Mapping[str, str] | None = None) -> dict[str,
     env.update(
         SPILLWAY_DATA_DIR=str(data_dir),
         SPILLWAY_LOG_LEVEL="WARNING",
+        # The test servers started so far (moto, emulators), as an operator would list them.
+        SPILLWAY_ALLOWED_ENDPOINTS=allowed_endpoints(),
         # Plain, wide help output regardless of the terminal the tests run in.
         COLUMNS="200",
         NO_COLOR="1",

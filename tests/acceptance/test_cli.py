@@ -64,6 +64,7 @@ def test_create_key_with_bogus_scope_fails_with_a_message(data_dir: Path) -> Non
     assert result.returncode != 0
     assert "bogus" in result.stderr
     assert "scope" in result.stderr
+    assert "ingest" in result.stderr  # the scopes it may be
     assert result.stdout.strip() == ""
 
 

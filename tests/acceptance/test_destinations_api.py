@@ -12,13 +12,17 @@ import pytest
 from fastapi.testclient import TestClient
 from pydantic import SecretStr
 
+from spillway import netpolicy
 from spillway.api.app import create_app
+from spillway.destinations.aws import service_identity
 from spillway.keys import Scope, create_key, create_project
 from spillway.secrets import SecretBox
 from spillway.settings import Settings
 from spillway.store import catalog
 from spillway.store.projects import audit_entries
 from tests.integration.destinations.case_s3 import S3World
+from tests.server_recorder import DENIED, MARKER, PAGE, recorder
+from tests.servers import allow_endpoint
 
 
 @dataclass
@@ -263,3 +267,136 @@ def test_key_secret_not_in_masked_view() -> None:
     value = AccessKey(access_key_id="AKIAIOSFODNN7EXAMPLE", secret_access_key=SecretStr("s" * 40))
     view = public_credentials(CredentialsInput(value=value))
     assert view == {"mode": "access_key", "access_key_id": "AKIA…MPLE", "source": "typed"}
+
+
+# --- What the operator allows: custom endpoints and Spillway's own identity (issue 8) -----------
+
+
+@pytest.fixture
+def operator_settings() -> Iterator[None]:
+    """Tests below change the process's outbound policy and grants; put them back after."""
+    policy_before = netpolicy.current()
+    grants_before = service_identity._current
+    yield
+    netpolicy.configure(policy_before)
+    service_identity.configure(grants_before)
+
+
+def aws_body(kind: str, endpoint_url: str | None, target: str, credentials: Any) -> dict[str, Any]:
+    field = {"s3": "bucket", "kinesis": "stream", "firehose": "delivery_stream"}[kind]
+    return {
+        "name": f"{kind}-{target}",
+        "kind": kind,
+        "config": {field: target, "endpoint_url": endpoint_url},
+        "credentials": credentials,
+    }
+
+
+ACCESS_KEY = {
+    "mode": "access_key",
+    "access_key_id": "AKIAIOSFODNN7EXAMPLE",
+    "secret_access_key": "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",
+}
+
+
+@pytest.mark.parametrize("kind", ["s3", "kinesis", "firehose"])
+def test_an_unlisted_endpoint_is_refused_over_http_and_never_reached(
+    api: Api, s3_world: S3World, kind: str, operator_settings: None
+) -> None:
+    with recorder(status=403, body=DENIED, content_type="application/xml") as listener:
+        assert not netpolicy.current().listed(netpolicy.origin_of(listener.url))
+        body = aws_body(kind, listener.url, "spw-target", ACCESS_KEY)
+        answers = [
+            api.client.post("/api/v1/destinations/validate", json=body, headers=api.write),
+            api.client.post("/api/v1/destinations", json=body, headers=api.write),
+            api.client.post(
+                "/api/v1/destinations", json={**body, "force": True}, headers=api.write
+            ),
+        ]
+        # Moving a stored destination there is refused too.
+        stored = api.client.post(
+            "/api/v1/destinations",
+            json={**aws_body(kind, None, "spw-target", ACCESS_KEY), "name": "aws", "force": True},
+            headers=api.write,
+        )
+        assert stored.status_code == 201, stored.text
+        answers.append(
+            api.client.patch(
+                f"/api/v1/destinations/{stored.json()['id']}",
+                json={"config": {"endpoint_url": listener.url}, "force": True},
+                headers=api.write,
+            )
+        )
+        for answer in answers:
+            assert answer.status_code == 422, answer.text
+            assert "SPILLWAY_ALLOWED_ENDPOINTS" in answer.json()["message"]
+        assert listener.connections == 0
+
+        allow_endpoint(listener.url)  # once the operator lists it, the project may use it
+        listener.status, listener.body, listener.content_type = 200, PAGE, "text/html"
+        listed = api.client.post(
+            "/api/v1/destinations", json={**body, "force": True}, headers=api.write
+        )
+        assert listed.status_code == 201, listed.text
+        checked = api.client.post(
+            "/api/v1/destinations/validate", json=body, headers=api.write
+        ).json()
+    assert listener.connections > 0
+    # It answered an HTML page: said so, never repeated back.
+    assert checked["ok"] is False
+    assert "not an AWS response" in str(checked["checks"])
+    assert MARKER not in str(checked)
+
+
+def test_service_identity_is_off_by_default_and_granted_per_project_over_http(
+    api: Api, s3_world: S3World, operator_settings: None
+) -> None:
+    service = {"mode": "service_identity"}
+    body = aws_body("s3", None, s3_world.bucket, service)
+    service_identity.configure(service_identity.parse_grants(""))  # the default
+    for forced in (False, True):
+        off = api.client.post(
+            "/api/v1/destinations", json={**body, "force": forced}, headers=api.write
+        )
+        assert off.status_code == 422, off.text
+        assert "service_identity is turned off on this server" in off.json()["message"]
+
+    engine = api.client.app.state.context.engine  # type: ignore[attr-defined]
+    create_project(engine, "beta")
+    beta = {
+        "Authorization": "Bearer "
+        + create_key(engine, SecretBox(api.settings.service_key()), "beta", Scope.WRITE).token
+    }
+    service_identity.configure(service_identity.parse_grants(f"acme:{s3_world.bucket}"))
+    granted = api.client.post(
+        "/api/v1/destinations", json={**body, "force": True}, headers=api.write
+    )
+    assert granted.status_code == 201, granted.text
+    # Another project cannot reach that bucket through the operator's identity, even forced,
+    # and acme cannot reach another bucket with it.
+    other = api.client.post("/api/v1/destinations", json={**body, "force": True}, headers=beta)
+    assert other.status_code == 422
+    assert f"may not reach bucket {s3_world.bucket}" in other.json()["message"]
+    elsewhere = aws_body("s3", None, "spw-not-granted", service)
+    assert (
+        api.client.post(
+            "/api/v1/destinations", json={**elsewhere, "force": True}, headers=api.write
+        ).status_code
+        == 422
+    )
+    # Nor by moving its own destination, or switching one to the service identity.
+    path = f"/api/v1/destinations/{granted.json()['id']}"
+    moved = api.client.patch(
+        path, json={"config": {"bucket": "spw-not-granted"}, "force": True}, headers=api.write
+    )
+    assert moved.status_code == 422
+    keyed = api.client.post(
+        "/api/v1/destinations",
+        json={**aws_body("s3", None, "spw-not-granted", ACCESS_KEY), "force": True},
+        headers=api.write,
+    ).json()
+    rotated = api.client.put(
+        f"/api/v1/destinations/{keyed['id']}/credentials", json=service, headers=api.write
+    )
+    assert rotated.status_code == 422
+    assert "may not reach bucket spw-not-granted" in rotated.json()["message"]

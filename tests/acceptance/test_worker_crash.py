@@ -34,6 +34,7 @@ from spillway.store.db import create_engine, migrate
 from tests.integration.destinations.case_s3 import S3World
 from tests.integration.exporting import T0, Clock, Setup
 from tests.integration.test_export_failures import bucket_keys, open_uploads, s3_setup
+from tests.servers import allowed_endpoints
 from tests.unit.test_pgp import GPG, Keyring, stop_agent
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -102,7 +103,12 @@ class _Stall:
 def start_worker(spec: dict[str, Any], tmp: Path) -> subprocess.Popen[bytes]:
     """Start a worker process (its temp files, e.g. gpg's, go to ``tmp``)."""
     tmp.mkdir(exist_ok=True)
-    env = {**os.environ, "TMPDIR": str(tmp), "PYTHONUNBUFFERED": "1"}
+    env = {
+        **os.environ,
+        "TMPDIR": str(tmp),
+        "PYTHONUNBUFFERED": "1",
+        "SPILLWAY_ALLOWED_ENDPOINTS": allowed_endpoints(),  # moto, as an operator lists it
+    }
     return subprocess.Popen(
         [sys.executable, "-m", "tests.acceptance.test_worker_crash", json.dumps(spec)],
         cwd=ROOT,

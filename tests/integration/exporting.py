@@ -16,6 +16,7 @@ from spillway.engine.scheduler import Scheduler
 from spillway.ingest import Limits, judge
 from spillway.keys import create_project
 from spillway.secrets import SecretBox
+from spillway.settings import Settings
 from spillway.store.events import insert_events
 
 LIMITS = Limits(10**9, 10**6, 10**6)
@@ -61,11 +62,14 @@ class Setup:
 
 
 def make_setup(engine: Engine, tmp_path: Path, folder: str = "spillway") -> Setup:
+    """A project with a local destination in folder ``bucket`` of its own subfolder of the
+    operator's SPILLWAY_LOCAL_ROOT (the test requests the ``local_root`` fixture)."""
+    local = Settings().local_root
+    assert local is not None, "use the local_root fixture: local folders need SPILLWAY_LOCAL_ROOT"
     box = SecretBox(b"k" * 48)
     project = create_project(engine, "acme")
     actor = lifecycle.Actor("test", project.id)
-    root = tmp_path / "bucket"
-    root.mkdir()
+    root = local / project.app_id / "bucket"
     row, _ = lifecycle.create(
         engine,
         box,
@@ -73,10 +77,11 @@ def make_setup(engine: Engine, tmp_path: Path, folder: str = "spillway") -> Setu
         {
             "name": "local",
             "kind": "local",
-            "config": {"path": str(root), "folder": folder},
+            "config": {"path": "bucket", "folder": folder},
             "credentials": {"mode": "none"},
         },
     )
+    assert root.is_dir()  # validation made it
     return Setup(engine, box, root, project.id, actor, row, Clock(T0 + 60))
 
 

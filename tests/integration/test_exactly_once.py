@@ -6,6 +6,7 @@ import tempfile
 from collections import Counter
 from pathlib import Path
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -13,6 +14,10 @@ from spillway import exports
 from spillway.errors import TransientError
 from spillway.store.db import create_engine, migrate
 from tests.integration.exporting import T0, delivered_uuids, make_setup
+
+# Local destinations exist only with the operator's SPILLWAY_LOCAL_ROOT (each project in its own
+# subfolder): make_setup puts its destination there.
+pytestmark = pytest.mark.usefixtures("local_root")
 
 CHECKPOINTS = ["before_upload", "between_parts", "before_manifest", "before_commit"]
 

@@ -28,6 +28,7 @@ from spillway.secrets import SecretBox
 from spillway.store import runs as q
 from tests.integration.destinations.case_s3 import S3World
 from tests.integration.exporting import T0, Clock, Setup
+from tests.servers import allow_endpoint
 
 QUARTER = 900
 DAY = 86_400
@@ -131,7 +132,9 @@ def webhook_receiver() -> Iterator[Hooks]:
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
-        yield Hooks(f"http://127.0.0.1:{server.server_address[1]}/spillway", calls)
+        url = f"http://127.0.0.1:{server.server_address[1]}/spillway"
+        allow_endpoint(url)  # a loopback receiver only works when the operator lists it
+        yield Hooks(url, calls)
     finally:
         server.shutdown()
         server.server_close()
@@ -194,6 +197,7 @@ def test_three_days_of_revoked_credentials_then_rotation_catches_up(
     # Nothing written during the outage, not even a part; the events wait in the store.
     assert [epoch_of(k) for k in data_keys(s3_world, prefix)] == healthy
     assert open_uploads(s3_world) == []
+    assert webhooks.flush(10)  # calls go out from the background queue
     assert [c["status"] for c in webhook_receiver.calls] == ["failing"]
     assert "InvalidAccessKeyId" in webhook_receiver.calls[0]["reason"]
     assert webhook_receiver.calls[0]["export_id"] == export["id"]
@@ -230,6 +234,7 @@ def test_three_days_of_revoked_credentials_then_rotation_catches_up(
     with engine.connect() as conn:
         history = q.list_runs(conn, export["id"], limit=1000)
     assert {r["status"] for r in history} == {"succeeded"}
+    assert webhooks.flush(10)
     assert [c["status"] for c in webhook_receiver.calls] == ["failing", "active"]
     assert webhook_receiver.calls[1]["reason"] is None
 

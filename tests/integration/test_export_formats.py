@@ -33,6 +33,10 @@ from spillway.store.projects import project_by_id
 from tests.integration.exporting import LIMITS, T0, Setup, data_files, make_setup
 from tests.unit.test_pgp import GPG, Keyring, stop_agent
 
+# Local destinations exist only with the operator's SPILLWAY_LOCAL_ROOT (each project in its own
+# subfolder): make_setup puts its destination there.
+pytestmark = pytest.mark.usefixtures("local_root")
+
 # The two sample records of seed 001 (MoEngage's S3 export), as events.
 SEED_EVENTS: list[dict[str, Any]] = [
     {

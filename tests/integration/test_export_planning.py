@@ -12,6 +12,10 @@ from spillway.store import runs as q
 from spillway.store.schema import projects
 from tests.integration.exporting import T0, data_files, delivered_uuids, make_setup
 
+# Local destinations exist only with the operator's SPILLWAY_LOCAL_ROOT (each project in its own
+# subfolder): make_setup puts its destination there.
+pytestmark = pytest.mark.usefixtures("local_root")
+
 
 @pytest.mark.timeout(60)
 def test_unsplit_run_finishes_when_its_frame_is_larger_than_the_estimate(

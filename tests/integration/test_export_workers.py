@@ -24,6 +24,10 @@ from spillway.store import runs as q
 from spillway.store.db import create_engine, migrate
 from tests.integration.exporting import T0, Clock, data_files, make_setup, records
 
+# Local destinations exist only with the operator's SPILLWAY_LOCAL_ROOT (each project in its own
+# subfolder): make_setup puts its destination there.
+pytestmark = pytest.mark.usefixtures("local_root")
+
 WINDOWS = 50
 QUARTER = 900
 EXPORTS = ("alpha", "beta", "gamma")

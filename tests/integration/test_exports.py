@@ -7,11 +7,16 @@ from collections import Counter
 from pathlib import Path
 
 import orjson
+import pytest
 from sqlalchemy.engine import Engine
 
 from spillway import exports
 from spillway.store import runs as q
 from tests.integration.exporting import T0, data_files, delivered_uuids, make_setup, records
+
+# Local destinations exist only with the operator's SPILLWAY_LOCAL_ROOT (each project in its own
+# subfolder): make_setup puts its destination there.
+pytestmark = pytest.mark.usefixtures("local_root")
 
 
 def test_files_land_per_window_in_the_seed_layout(engine: Engine, tmp_path: Path) -> None:

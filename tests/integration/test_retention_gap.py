@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
@@ -12,6 +13,10 @@ from spillway import exports
 from spillway.engine.worker import Worker
 from spillway.store.schema import audit_log
 from tests.integration.exporting import make_setup
+
+# Local destinations exist only with the operator's SPILLWAY_LOCAL_ROOT (each project in its own
+# subfolder): make_setup puts its destination there.
+pytestmark = pytest.mark.usefixtures("local_root")
 
 
 def test_events_pruned_before_delivery_are_reported(engine: Engine, tmp_path: Path) -> None:

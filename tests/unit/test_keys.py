@@ -55,19 +55,49 @@ def revoke(engine: Engine, key_id: str) -> bool:
 @pytest.mark.parametrize(
     ("have", "needed", "allowed"),
     [
+        # ingest: events and endpoints only, never reads.
+        (Scope.INGEST, Scope.INGEST, True),
+        (Scope.INGEST, Scope.READ, False),
+        (Scope.INGEST, Scope.WRITE, False),
+        (Scope.INGEST, Scope.ADMIN, False),
+        # read: reads everything and changes nothing, not even by ingesting.
+        (Scope.READ, Scope.INGEST, False),
         (Scope.READ, Scope.READ, True),
         (Scope.READ, Scope.WRITE, False),
         (Scope.READ, Scope.ADMIN, False),
+        (Scope.WRITE, Scope.INGEST, True),
         (Scope.WRITE, Scope.READ, True),
         (Scope.WRITE, Scope.WRITE, True),
         (Scope.WRITE, Scope.ADMIN, False),
+        (Scope.ADMIN, Scope.INGEST, True),
         (Scope.ADMIN, Scope.READ, True),
         (Scope.ADMIN, Scope.WRITE, True),
         (Scope.ADMIN, Scope.ADMIN, True),
     ],
 )
-def test_scope_allows_itself_and_weaker_scopes(have: Scope, needed: Scope, allowed: bool) -> None:
+def test_scope_grants_a_fixed_set_of_capabilities(
+    have: Scope, needed: Scope, allowed: bool
+) -> None:
     assert have.allows(needed) is allowed
+    assert (needed in have.grants) is allowed
+
+
+def test_an_ingest_key_is_refused_reads_naming_both_scopes() -> None:
+    principal = Principal("SPWAPPKEY", 1, Scope.INGEST)
+    require(principal, Scope.INGEST)  # no error
+    with pytest.raises(ForbiddenError) as info:
+        require(principal, Scope.READ)
+    message = str(info.value)
+    assert "has scope 'ingest'" in message
+    assert "needs 'read'" in message
+    assert "'read', 'write', 'admin'" in message  # which keys would do
+
+
+def test_ingest_keys_are_issued_and_authenticate(sqlite_engine: Engine) -> None:
+    create_project(sqlite_engine, "app")
+    issued = create_key(sqlite_engine, BOX, "app", Scope("ingest"))
+    principal = authenticate(sqlite_engine, f"Bearer {issued.token}")
+    assert principal.scope is Scope.INGEST
 
 
 def test_require_raises_403_naming_the_needed_scope() -> None:

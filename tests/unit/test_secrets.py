@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 from cryptography.exceptions import InvalidTag
 
-from spillway.errors import SpillwayError
-from spillway.secrets import SecretBox, mask
+from spillway.errors import SpillwayError, TerminalError
+from spillway.secrets import SecretBox, SecretUnreadable, mask
 
 SERVICE_KEY = b"k" * 48
 OTHER_SERVICE_KEY = b"z" * 48
@@ -72,6 +74,40 @@ def test_another_service_key_fails_with_a_message_naming_the_key(box: SecretBox)
 def test_garbage_is_reported_as_an_unknown_format(box: SecretBox) -> None:
     with pytest.raises(SpillwayError, match="not in a known format"):
         box.open(b"no separators here")
+
+
+def _flipped(sealed: bytes, index: int) -> bytes:
+    damaged = bytearray(sealed)
+    damaged[index] ^= 0x01
+    return bytes(damaged)
+
+
+@pytest.mark.parametrize(
+    "damage",
+    [
+        pytest.param(lambda sealed: SecretBox(OTHER_SERVICE_KEY).seal(PLAINTEXT), id="other-key"),
+        pytest.param(lambda sealed: _flipped(sealed, -1), id="tag"),
+        pytest.param(lambda sealed: _flipped(sealed, 20), id="nonce"),
+        pytest.param(lambda sealed: sealed[:-20], id="truncated"),
+        pytest.param(lambda sealed: sealed.split(b":", 2)[0] + b":", id="no-body"),
+        pytest.param(lambda sealed: b"\xff\xfe:\x00:zz", id="binary-garbage"),
+        pytest.param(lambda sealed: b"", id="empty"),
+    ],
+)
+def test_every_unreadable_secret_is_one_terminal_error(damage: Any) -> None:
+    """Whatever went wrong, one error type the API maps to 409 and the engine to terminal:
+    never cryptography's InvalidTag or a ValueError escaping as a 500."""
+    box = SecretBox(SERVICE_KEY)
+    sealed = box.seal_json({"secret": "x"}, context=b"d1")
+    with pytest.raises(SecretUnreadable) as info:
+        box.open_json(damage(sealed), context=b"d1")
+    assert isinstance(info.value, TerminalError)
+
+
+def test_a_sealed_value_that_is_not_json_is_unreadable() -> None:
+    box = SecretBox(SERVICE_KEY)
+    with pytest.raises(SecretUnreadable, match="not the JSON"):
+        box.open_json(box.seal(b"not json", context=b"d1"), context=b"d1")
 
 
 def test_key_id_is_stable_and_does_not_reveal_the_service_key() -> None:

@@ -10,9 +10,11 @@ from typing import Any
 from fastapi import FastAPI
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from spillway import __version__, metrics
+from spillway import __version__, metrics, validation
 from spillway.api import destinations, endpoints, errors, events, exports, health
 from spillway.api.deps import Context
+from spillway.api.guard import Authenticator, GuardMiddleware
+from spillway.api.urltext import UrlTextMiddleware
 from spillway.ingest import Limits
 from spillway.secrets import SecretBox
 from spillway.settings import Settings
@@ -30,6 +32,7 @@ def build_context(settings: Settings) -> Context:
         max_event_bytes=settings.max_event_bytes,
     )
     box = SecretBox(settings.service_key())
+    validation.configure(settings)
     return Context(settings, engine, box, limits, GroupWriter(engine))
 
 
@@ -71,6 +74,7 @@ def create_app(
     """Build the app. ``on_startup`` lets ``spillway serve`` start the worker beside it."""
     settings = settings or Settings()
     context = build_context(settings)
+    authenticator = Authenticator(context.engine)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -83,6 +87,7 @@ def create_app(
             if on_shutdown is not None:
                 on_shutdown()
             context.writer.stop()
+            authenticator.close()
 
     app = FastAPI(
         title="Spillway",
@@ -97,5 +102,8 @@ def create_app(
     app.include_router(endpoints.router)
     app.include_router(destinations.router)
     app.include_router(exports.router)
+    app.add_middleware(UrlTextMiddleware)  # inside the guard: keys are checked first
+    # Outermost last: latency is measured around the guard, so refusals are counted too.
+    app.add_middleware(GuardMiddleware, settings=settings, authenticator=authenticator)
     app.add_middleware(LatencyMiddleware)
     return app

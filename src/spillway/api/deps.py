@@ -8,6 +8,7 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 from sqlalchemy.engine import Engine
+from starlette.concurrency import run_in_threadpool
 
 from spillway.ingest import Limits
 from spillway.keys import Principal, Scope, authenticate, require
@@ -34,8 +35,8 @@ class Context:
             wake()
 
 
-def get_context(request: Request) -> Context:
-    """The app's context."""
+async def get_context(request: Request) -> Context:
+    """The app's context (async: a sync dependency would cost a thread hop per request)."""
     context: Context = request.app.state.context
     return context
 
@@ -43,18 +44,27 @@ def get_context(request: Request) -> Context:
 ContextDep = Annotated[Context, Depends(get_context)]
 
 
-def _principal(request: Request, context: ContextDep) -> Principal:
-    return authenticate(context.engine, request.headers.get("authorization"))
+async def _principal(request: Request, context: ContextDep) -> Principal:
+    # The guard middleware authenticated the key before the body was read and left the
+    # principal in the request state; look it up here only when it did not run.
+    found = getattr(request.state, "principal", None)
+    if isinstance(found, Principal):
+        return found
+    return await run_in_threadpool(
+        authenticate, context.engine, request.headers.get("authorization")
+    )
 
 
 def _needs(scope: Scope) -> object:
-    def dependency(principal: Annotated[Principal, Depends(_principal)]) -> Principal:
+    async def dependency(principal: Annotated[Principal, Depends(_principal)]) -> Principal:
         require(principal, scope)
         return principal
 
     return Depends(dependency)
 
 
+# What a route needs, by capability (keys.GRANTS says which scopes have it).
+IngestKey = Annotated[Principal, _needs(Scope.INGEST)]
 ReadKey = Annotated[Principal, _needs(Scope.READ)]
 WriteKey = Annotated[Principal, _needs(Scope.WRITE)]
 AdminKey = Annotated[Principal, _needs(Scope.ADMIN)]

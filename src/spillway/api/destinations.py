@@ -5,10 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import APIRouter
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 from starlette.concurrency import run_in_threadpool
 
-from spillway import lifecycle
+from spillway import lifecycle, text
 from spillway.api.deps import ContextDep, ReadKey, WriteKey
 from spillway.api.responses import JSON
 from spillway.keys import Principal
@@ -30,6 +30,8 @@ class DestinationIn(BaseModel):
     )
     force: bool = Field(default=False, description="Create without validating first.")
 
+    _text = model_validator(mode="before")(text.checked)
+
 
 class DestinationPatch(BaseModel):
     """What may change in place: where it writes, its name, its features."""
@@ -39,6 +41,8 @@ class DestinationPatch(BaseModel):
     config: dict[str, Any] = Field(default_factory=dict)
     features: dict[str, bool] = Field(default_factory=dict)
     force: bool = False
+
+    _text = model_validator(mode="before")(text.checked)
 
 
 def _actor(principal: Principal) -> lifecycle.Actor:

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from typing import Any
 
+import orjson
 from fastapi import APIRouter, Query
 from starlette.concurrency import run_in_threadpool
 
 from spillway import endpoints as domain
-from spillway.api.deps import ContextDep, ReadKey, WriteKey
+from spillway.api.deps import ContextDep, IngestKey, ReadKey, WriteKey
 from spillway.api.responses import JSON
-from spillway.errors import InputError, NotFound
+from spillway.errors import InputError, NotFound, TooLarge
 from spillway.store import endpoints as q
 
 router = APIRouter(prefix="/api/v1/endpoints", tags=["endpoints"])
@@ -18,7 +19,7 @@ router = APIRouter(prefix="/api/v1/endpoints", tags=["endpoints"])
 
 @router.put("/{endpoint_id:path}", response_class=JSON)
 async def put_endpoint(
-    endpoint_id: str, body: domain.EndpointIn, context: ContextDep, principal: WriteKey
+    endpoint_id: str, body: domain.EndpointIn, context: ContextDep, principal: IngestKey
 ) -> dict[str, Any]:
     """Create or update one endpoint; attribute maps merge with what is stored."""
     records = await run_in_threadpool(
@@ -29,13 +30,22 @@ async def put_endpoint(
 
 @router.put("", response_class=JSON)
 async def put_endpoints(
-    body: domain.EndpointBatch, context: ContextDep, principal: WriteKey
+    body: domain.EndpointBatch, context: ContextDep, principal: IngestKey
 ) -> dict[str, Any]:
     """Create or update up to 100 endpoints at once; each must carry its ``endpoint_id``."""
+    limit = context.settings.max_endpoint_bytes
     items = []
     for index, item in enumerate(body.endpoints):
         if not item.endpoint_id:
             raise InputError(f"endpoints[{index}] has no endpoint_id")
+        # The whole batch was held to SPILLWAY_MAX_REQUEST_BYTES before it was read; each
+        # document is held to the limit of a single PUT, measured as compact JSON.
+        size = len(orjson.dumps(item.model_dump(mode="json", exclude_unset=True)))
+        if size > limit:
+            raise TooLarge(
+                f"endpoints[{index}] is {size:,} bytes as JSON; one endpoint may be at most "
+                f"{limit:,} bytes (SPILLWAY_MAX_ENDPOINT_BYTES)"
+            )
         items.append((item.endpoint_id, item))
     records = await run_in_threadpool(domain.upsert, context.engine, principal.project_id, items)
     return {"endpoints": [domain.public(r) for r in records]}

@@ -24,7 +24,9 @@ def _describe(errors: list[Any]) -> str:
     parts = []
     for err in errors[:10]:
         loc = ".".join(str(p) for p in err.get("loc", ()) if p not in ("body",))
-        parts.append(f"{loc or 'body'}: {err.get('msg', 'invalid')}")
+        # A model's own check names the field in its message ("attributes.plan[0]: …").
+        msg = str(err.get("msg", "invalid")).removeprefix("Value error, ")
+        parts.append(f"{loc}: {msg}" if loc else msg)
     return "; ".join(parts)
 
 
@@ -33,7 +35,9 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(InputError)
     async def _input(_: Request, exc: InputError) -> JSON:
-        headers = {"WWW-Authenticate": "Bearer"} if exc.status_code == 401 else None
+        headers = dict(getattr(exc, "headers", None) or {})  # e.g. Retry-After of a 429
+        if exc.status_code == 401:
+            headers["WWW-Authenticate"] = "Bearer"
         extra: dict[str, Any] = {}
         checks = getattr(exc, "checks", None)
         if checks is not None:

@@ -10,7 +10,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from starlette.concurrency import run_in_threadpool
 
 from spillway import metrics
-from spillway.api.deps import Context, ContextDep, WriteKey
+from spillway.api.deps import Context, ContextDep, IngestKey
 from spillway.api.responses import JSON
 from spillway.errors import InputError, TooLarge, TransientError
 from spillway.ingest import Judged, Outcome, decode_body, judge, outcome, parse_body
@@ -82,7 +82,7 @@ def answer(result: Outcome) -> tuple[int, dict[str, Any]]:
 
 
 @router.post("/events", description=_INGEST_DOC, response_class=JSON)
-async def post_events(request: Request, context: ContextDep, principal: WriteKey) -> JSON:
+async def post_events(request: Request, context: ContextDep, principal: IngestKey) -> JSON:
     """Ingest a batch of events."""
     body = await read_body(request, context.limits.max_request_bytes)
     received, judged = await run_in_threadpool(

@@ -1,4 +1,4 @@
-"""A JSON response rendered with orjson (fast, and handles bytes-free dicts of any depth)."""
+"""A JSON response rendered with orjson; never a 500 because of what the database holds."""
 
 from __future__ import annotations
 
@@ -7,6 +7,8 @@ from typing import Any
 import orjson
 from starlette.responses import Response
 
+from spillway.text import printable
+
 
 class JSON(Response):
     """``application/json`` via orjson."""
@@ -14,5 +16,12 @@ class JSON(Response):
     media_type = "application/json"
 
     def render(self, content: Any) -> bytes:
-        """Serialise the content."""
-        return orjson.dumps(content)
+        """Serialise the content.
+
+        Rows stored before input was checked at the boundary may hold lone surrogates (or
+        nest too deep): they are shown with U+FFFD (or a placeholder) instead of failing.
+        """
+        try:
+            return orjson.dumps(content)
+        except orjson.JSONEncodeError:
+            return orjson.dumps(printable(content))

@@ -2,7 +2,9 @@
 
 Each kind's package exposes ``Config`` and ``Credentials`` pydantic models, ``build(config,
 credentials, tenant)`` returning its store, and ``public_credentials(credentials)``
-returning what the API may show (masked). Vendor SDKs load only when a kind is used.
+returning what the API may show (masked). A kind may also expose ``admit(config, credentials,
+tenant)``, raising ValueError for what the operator does not allow that project. Vendor SDKs
+load only when a kind is used.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from typing import Any, Protocol, cast
 
 from pydantic import BaseModel, ValidationError
 
+from spillway import text
 from spillway.destinations.base import Destination, Tenant
 from spillway.errors import InputError
 
@@ -65,19 +68,44 @@ def _describe(exc: ValidationError, what: str) -> str:
     return "; ".join(parts)
 
 
-def parse(kind: str, config: dict[str, Any], credentials: dict[str, Any]) -> Parsed:
-    """Validate raw JSON into a kind's models, or raise a 400 saying which field is wrong."""
+def parse(
+    kind: str,
+    config: dict[str, Any],
+    credentials: dict[str, Any],
+    tenant: Tenant | None = None,
+    *,
+    stored: bool = False,
+) -> Parsed:
+    """Validate raw JSON into a kind's models, or raise a 400 saying which field is wrong.
+
+    What the operator allows ``tenant`` (custom endpoints, service identity) is checked here
+    too, so create, update, rotate and ``force`` all meet it: a 422. ``stored``: a destination
+    read back from the database, whose store checks that when it is built instead (the operator
+    may have changed the settings since; its runs then fail with a terminal error).
+    """
     module = kind_module(kind)
+    context = {"stored": stored}
     try:
-        parsed_config = module.Config.model_validate(config)
+        text.check(config, "config")  # what the API's models checked, for every other caller
+        text.check(credentials, "credentials")
+    except ValueError as exc:
+        raise InputError(str(exc), status_code=422) from None
+    try:
+        parsed_config = module.Config.model_validate(config, context=context)
     except ValidationError as exc:
         raise InputError(_describe(exc, "config"), status_code=422) from None
     try:
-        parsed_credentials = module.Credentials.model_validate(credentials)
+        parsed_credentials = module.Credentials.model_validate(credentials, context=context)
     except ValidationError as exc:
         raise InputError(_describe(exc, "credentials"), status_code=422) from None
     except ValueError as exc:  # e.g. a credentials CSV that isn't the console's format
         raise InputError(str(exc), status_code=422) from None
+    admit = getattr(module, "admit", None)  # the kind's checks that need the project
+    if admit is not None and not stored:
+        try:
+            admit(parsed_config, parsed_credentials, tenant)
+        except ValueError as exc:
+            raise InputError(f"credentials: {exc}", status_code=422) from None
     return Parsed(kind, parsed_config, parsed_credentials)
 
 

@@ -8,9 +8,11 @@ Nothing here knows about HTTP or SQL.
 from __future__ import annotations
 
 import abc
+import contextvars
 import secrets
 import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from enum import StrEnum
 from types import TracebackType
@@ -21,6 +23,28 @@ from spillway.errors import TerminalError
 # Smallest part S3 accepts for all parts but the last; we use it for every store so memory per
 # open object is bounded by one part, whatever the object's size.
 DEFAULT_PART_SIZE = 8 * 1024 * 1024
+
+
+# Set while a destination validates itself: its clients then wait less and retry less, so a
+# validation against an endpoint that never answers frees its thread in seconds, not minutes
+# (the data path keeps its patient timeouts; the engine retries whole runs anyway).
+_VALIDATING: contextvars.ContextVar[bool] = contextvars.ContextVar("validating", default=False)
+VALIDATION_READ_TIMEOUT = 10.0
+
+
+@contextmanager
+def validating() -> Iterator[None]:
+    """Mark the code inside as a validation (short client timeouts, one attempt)."""
+    token = _VALIDATING.set(True)
+    try:
+        yield
+    finally:
+        _VALIDATING.reset(token)
+
+
+def is_validating() -> bool:
+    """Whether the current code runs inside :func:`validating`."""
+    return _VALIDATING.get()
 
 
 class CheckStatus(StrEnum):

@@ -32,7 +32,9 @@ from spillway.errors import TerminalError
 _READ_SIZE = 1 << 20
 _PIPE_SIZE = 1 << 20  # a larger pipe means fewer wake-ups per megabyte (Linux only)
 _STALL_SECONDS = 120.0  # gpg neither reading nor writing for this long: give up
-_MAX_KEY_TEXT = 1 << 20
+# One public key with its encryption subkeys is a few KiB armored (RSA-4096: ~3 KiB); only
+# third-party signatures make it grow. The bound keeps key checks cheap (and gpg's input small).
+MAX_KEY_TEXT = 64 * 1024
 _PUBLIC_BEGIN = "-----BEGIN PGP PUBLIC KEY BLOCK-----"
 _PRIVATE_BEGIN = "-----BEGIN PGP PRIVATE KEY BLOCK-----"
 _NEVER_PRIVATE = (
@@ -247,16 +249,31 @@ def _release(
 # --- checking a key before an export uses it ------------------------------------------------
 
 
+def precheck_public_key(text: str) -> None:
+    """The cheap part of :func:`inspect_public_key` (no gpg): size and armor headers.
+
+    Raises ValueError with a message telling the person what to do.
+    """
+    if _PRIVATE_BEGIN in text:
+        raise ValueError(_NEVER_PRIVATE)
+    if len(text) > MAX_KEY_TEXT:
+        raise ValueError(
+            f"the key is {len(text):,} characters long; one public key is at most "
+            f"{MAX_KEY_TEXT:,} (64 KiB): export only the key to encrypt to, without "
+            "third-party signatures (gpg --armor --export-options export-minimal "
+            "--export <fingerprint>)"
+        )
+    if _PUBLIC_BEGIN not in text:
+        raise ValueError(_NOT_A_KEY)
+
+
 def inspect_public_key(text: str, *, now: float | None = None) -> dict[str, str]:
     """Check that ``text`` is a public key that can encrypt today; its fingerprint, user id, expiry.
 
     ``expires`` is when encryption to this key stops working (ISO 8601 UTC, "" for never).
     Raises ValueError with a message telling the person what to do.
     """
-    if _PRIVATE_BEGIN in text:
-        raise ValueError(_NEVER_PRIVATE)
-    if len(text) > _MAX_KEY_TEXT or _PUBLIC_BEGIN not in text:
-        raise ValueError(_NOT_A_KEY)
+    precheck_public_key(text)
     records = _show_keys(text)
     if any(r[0] in {"sec", "ssb"} for r in records):
         raise ValueError(_NEVER_PRIVATE)

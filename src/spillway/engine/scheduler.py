@@ -55,7 +55,12 @@ class Scheduler:
         for export in exports:
             if export["frequency"] == "stream":
                 continue
-            outcome = self.serve_export(export["id"])
+            try:
+                outcome = self.serve_export(export["id"])
+            except Exception:  # one export's trouble is that export's alone
+                log.exception("export %s: the pass over it failed; the others go on", export["id"])
+                done["failed"] += 1
+                continue
             done["runs"] += outcome["runs"]
             done["failed"] += outcome["failed"]
         return done
@@ -83,7 +88,15 @@ class Scheduler:
             pending = q.pending_runs(conn, export_id)
         if not pending:
             return {"runs": 0, "failed": 0}
-        context = self._context(export)
+        try:
+            context = self._context(export)
+        except TerminalError as exc:
+            # The destination cannot even be opened (credentials this service key cannot
+            # decrypt, an endpoint no longer allowed): its run fails with the reason and the
+            # export shows it, while the other exports of this pass go on.
+            run = pending[0]
+            self._fail(export, run, run["attempts"], str(exc), terminal=True, now=now)
+            return {"runs": 0, "failed": 1}
         done = 0
         try:
             for run in pending:

@@ -86,7 +86,7 @@ def pinpoint_record(
         key: value if isinstance(value, list) else [str(value)]
         for key, value in (event.get("user_attributes") or {}).items()
     }
-    record = {
+    record: dict[str, Any] = {
         "event_type": event.get("event_name"),
         "event_timestamp": timestamp,
         "arrival_timestamp": stored.received_at,
@@ -106,4 +106,21 @@ def pinpoint_record(
             "User": {"UserId": stored.uid, "UserAttributes": user_attributes},
         },
     }
-    return orjson.dumps(record)
+    try:
+        return orjson.dumps(record)
+    except orjson.JSONEncodeError:
+        # An event stored before ingest limited nesting can sit a level or two deeper here than
+        # in the event, past the encoder's limit: send its nested values as JSON text instead
+        # of stalling the stream on it.
+        record["device"] = _device({key: _text(value) for key, value in device.items()})
+        record["endpoint"]["User"]["UserAttributes"] = {
+            key: [_text(item) for item in values] for key, values in user_attributes.items()
+        }
+        return orjson.dumps(record)
+
+
+def _text(value: Any) -> Any:
+    """A scalar as it is, an object or array as its JSON text."""
+    if isinstance(value, dict | list):
+        return orjson.dumps(value).decode()
+    return value

@@ -135,7 +135,10 @@ class StreamDelivery:
         for export in exports:
             if export["next_attempt_at"] and export["next_attempt_at"] > now:
                 continue
-            sent += self.serve_export(export["id"], time.monotonic() + budget_seconds)
+            try:
+                sent += self.serve_export(export["id"], time.monotonic() + budget_seconds)
+            except Exception:  # one stream's trouble is that stream's alone
+                log.exception("export %s: the stream pass failed; the others go on", export["id"])
         return sent
 
     def serve_export(self, export_id: str, deadline: float) -> int:

@@ -46,7 +46,10 @@ class Worker:
         """Do all due work once; returns what was done, for logs and ``worker --once``."""
         done: dict[str, Any] = {}
         if self.scheduler is not None:
-            done.update(self.scheduler.tick())
+            try:
+                done.update(self.scheduler.tick())
+            except Exception:  # retention runs whatever happened to the exports
+                log.exception("the export pass failed; retention runs anyway")
         cutoff = now_ms() - self.retention_days * DAY_MS
         self._report_gaps(cutoff)
         pruned = prune_before(self.engine, cutoff, self.retention_batch_size)

@@ -6,15 +6,33 @@ from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
+from sqlalchemy.exc import IntegrityError
 
-from spillway.store.db import now_ms
+from spillway.errors import Conflict
+from spillway.store.db import now_ms, unique_violation
 from spillway.store.schema import destinations, exports
+
+# Live names are unique by index (migration 0006): a request that lost the race to another
+# creating the same name gets a 409, like one that found the name taken before it started.
+DESTINATION_NAME = next(
+    i for i in destinations.indexes if i.name == "uq_destinations_project_id_name"
+)
+EXPORT_NAME = next(i for i in exports.indexes if i.name == "uq_exports_destination_id_name")
+
+
+def _destination_taken(name: object) -> Conflict:
+    return Conflict(f"a destination named {name!r} already exists")
 
 
 def insert_destination(conn: Connection, values: dict[str, Any]) -> None:
     """Store a new destination (credentials already sealed)."""
     now = now_ms()
-    conn.execute(destinations.insert().values(created_at=now, updated_at=now, **values))
+    try:
+        conn.execute(destinations.insert().values(created_at=now, updated_at=now, **values))
+    except IntegrityError as exc:
+        if unique_violation(exc, DESTINATION_NAME):
+            raise _destination_taken(values.get("name")) from None
+        raise
 
 
 def destination(conn: Connection, project_id: int, destination_id: str) -> dict[str, Any] | None:
@@ -53,11 +71,16 @@ def list_destinations(conn: Connection, project_id: int) -> list[dict[str, Any]]
 
 def update_destination(conn: Connection, destination_id: str, values: dict[str, Any]) -> None:
     """Change columns of a destination."""
-    conn.execute(
-        destinations.update()
-        .where(destinations.c.id == destination_id)
-        .values(updated_at=now_ms(), **values)
-    )
+    try:
+        conn.execute(
+            destinations.update()
+            .where(destinations.c.id == destination_id)
+            .values(updated_at=now_ms(), **values)
+        )
+    except IntegrityError as exc:
+        if unique_violation(exc, DESTINATION_NAME):
+            raise _destination_taken(values.get("name")) from None
+        raise
 
 
 def delete_destination(conn: Connection, destination_id: str) -> None:
@@ -102,7 +125,12 @@ def retry_exports_now(conn: Connection, destination_id: str) -> None:
 def insert_export(conn: Connection, values: dict[str, Any]) -> None:
     """Store a new export."""
     now = now_ms()
-    conn.execute(exports.insert().values({"created_at": now, "updated_at": now, **values}))
+    try:
+        conn.execute(exports.insert().values({"created_at": now, "updated_at": now, **values}))
+    except IntegrityError as exc:
+        if unique_violation(exc, EXPORT_NAME):
+            raise Conflict(f"an export named {values.get('name')!r} already writes there") from None
+        raise
 
 
 def export(conn: Connection, project_id: int, export_id: str) -> dict[str, Any] | None:

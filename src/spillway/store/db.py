@@ -11,6 +11,8 @@ import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy.engine import Connection, Engine
 
+from spillway.filemodes import private_sqlite
+
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 # Arbitrary constants for pg_advisory_xact_lock, one per purpose.
 PG_LOCK_MIGRATE = 7_301_001
@@ -33,8 +35,9 @@ def create_engine(url: str) -> Engine:
 
 def _sqlite_engine(url: str) -> Engine:
     path = sa.engine.make_url(url).database
-    if path and path != ":memory:":
-        Path(path).parent.mkdir(parents=True, exist_ok=True)
+    if path and path != ":memory:" and not path.startswith("file:"):
+        # The directory 0700, the database files 0600: they hold every event.
+        private_sqlite(Path(path))
     engine = sa.create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})
 
     @event.listens_for(engine, "connect")
@@ -65,6 +68,16 @@ def _sqlite_engine(url: str) -> Engine:
             conn.exec_driver_sql("BEGIN")
 
     return engine
+
+
+def unique_violation(exc: sa.exc.IntegrityError, index: sa.Index) -> bool:
+    """Whether ``exc`` is a duplicate key in ``index`` (and not some other constraint)."""
+    diag = getattr(exc.orig, "diag", None)  # psycopg names the violated constraint
+    if diag is not None and getattr(diag, "constraint_name", None):
+        return bool(diag.constraint_name == index.name)
+    table = index.table.name if index.table is not None else ""
+    columns = ", ".join(f"{table}.{column.name}" for column in index.columns)
+    return f"UNIQUE constraint failed: {columns}" in str(exc.orig)  # SQLite's wording
 
 
 def write_lock(conn: Connection, lock_id: int) -> None:

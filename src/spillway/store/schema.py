@@ -119,6 +119,15 @@ destinations = sa.Table(
     sa.Column("created_at", sa.BigInteger, nullable=False),
     sa.Column("updated_at", sa.BigInteger, nullable=False),
     sa.Column("deleted_at", sa.BigInteger, nullable=True),
+    # One live destination per name in a project (migration 0006); deleted ones keep theirs.
+    sa.Index(
+        "uq_destinations_project_id_name",
+        "project_id",
+        "name",
+        unique=True,
+        sqlite_where=sa.text("deleted_at IS NULL"),
+        postgresql_where=sa.text("deleted_at IS NULL"),
+    ),
 )
 
 exports = sa.Table(
@@ -150,6 +159,15 @@ exports = sa.Table(
     # One worker per export at a time: whoever holds an unexpired lease.
     sa.Column("lease_owner", sa.String(64), nullable=True),
     sa.Column("lease_until", sa.BigInteger, nullable=True),  # epoch ms
+    # One live export per name on a destination (migration 0006): the name is its path prefix.
+    sa.Index(
+        "uq_exports_destination_id_name",
+        "destination_id",
+        "name",
+        unique=True,
+        sqlite_where=sa.text("deleted_at IS NULL"),
+        postgresql_where=sa.text("deleted_at IS NULL"),
+    ),
 )
 
 runs = sa.Table(

@@ -1,23 +1,36 @@
-"""Local folder case."""
+"""Local folder case: a folder inside one project's subfolder of the operator's local root."""
 
 from __future__ import annotations
 
+import uuid
 from pathlib import Path
 
 import pytest
 
-from spillway.destinations.base import ObjectStore
-from spillway.destinations.local.store import LocalConfig, LocalStore
+from spillway.destinations.base import ObjectStore, Tenant
+from spillway.destinations.local.kind import build
+from spillway.destinations.local.store import LocalConfig, LocalCredentials
 from tests.integration.destinations.cases import StoreCase
 
 
+def tenant() -> Tenant:
+    """A project as destinations see it (its app_id names its subfolder)."""
+    return Tenant(uuid.uuid4().hex, "acme", "unused-external-id")
+
+
+def local_store(path: str, project: Tenant, folder: str = "exports") -> ObjectStore:
+    """A store built as the registry builds one (config model, then the kind's build)."""
+    config = LocalConfig.model_validate({"path": path, "folder": folder})
+    return build(config, LocalCredentials(), project)
+
+
 @pytest.fixture
-def local_case(tmp_path: Path) -> StoreCase:
-    root = tmp_path / "bucket"
-    root.mkdir()
+def local_case(local_root: Path, monkeypatch: pytest.MonkeyPatch) -> StoreCase:
+    project = tenant()
+    root = local_root / project.app_id / "bucket"
 
     def make(part_size: int) -> ObjectStore:
-        store = LocalStore(LocalConfig(path=str(root), folder="exports"))
+        store = local_store("bucket", project)
         store.part_size = part_size
         return store
 
@@ -26,16 +39,23 @@ def local_case(tmp_path: Path) -> StoreCase:
         return path.read_bytes() if path.is_file() else None
 
     def unwritable() -> ObjectStore:
-        locked = tmp_path / "locked"
-        locked.mkdir(exist_ok=True)
-        locked.chmod(0o500)
-        return LocalStore(LocalConfig(path=str(locked / "sub"), folder="exports"))
+        # Running as root, permissions stop nothing: a file where the project's folder would be
+        # makes the folder impossible to create, as a read-only disk would.
+        other = tenant()
+        (local_root / other.app_id).write_bytes(b"not a folder")
+        return local_store("bucket", other)
+
+    def missing() -> ObjectStore:
+        # The operator's root itself is missing (the store keeps the root it was built with).
+        with monkeypatch.context() as patch:
+            patch.setenv("SPILLWAY_LOCAL_ROOT", str(local_root.parent / "nope"))
+            return local_store("bucket", project)
 
     return StoreCase(
         kind="local",
         make=make,
         make_bad_credentials=unwritable,
-        make_missing_bucket=lambda: LocalStore(LocalConfig(path=str(tmp_path / "nope"))),
+        make_missing_bucket=missing,
         raw_read=raw_read,
         credentials_check="directory",
         bucket_check="directory",

@@ -33,6 +33,20 @@ def moto() -> Iterator[Moto]:
         pytest.fail(f"moto server did not start: {exc}")
 
 
+def as_operator(
+    monkeypatch: pytest.MonkeyPatch, moto: Moto, key: AccessKey, *services: str
+) -> None:
+    """Run Spillway's own AWS identity as ``key`` (the default credential chain's environment)
+    and point botocore's standard endpoints of ``services`` (default: STS) at moto with
+    AWS_ENDPOINT_URL_<SERVICE>, as an operator would; destinations' endpoint_url never is."""
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", key.access_key_id)
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", key.secret_access_key.get_secret_value())
+    for name in ("AWS_SESSION_TOKEN", "AWS_PROFILE", "AWS_ENDPOINT_URL"):
+        monkeypatch.delenv(name, raising=False)
+    for service in services or ("sts",):
+        monkeypatch.setenv(f"AWS_ENDPOINT_URL_{service.upper()}", moto.endpoint)
+
+
 def policy(*statements: dict[str, Any]) -> str:
     """An IAM policy document."""
     return orjson.dumps({"Version": "2012-10-17", "Statement": list(statements)}).decode()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import os
 from datetime import UTC, datetime, timedelta
@@ -25,6 +26,7 @@ from spillway.destinations.azure_blob.kind import (
     public_credentials,
     resolve,
 )
+from spillway.destinations.azure_blob.store import AzureBlobStore
 from spillway.destinations.base import (
     Check,
     CheckStatus,
@@ -35,8 +37,10 @@ from spillway.destinations.base import (
 )
 from spillway.errors import InputError, TransientError
 from spillway.lifecycle import _plain
+from tests.integration.destinations.policy import Policy
 from tests.server_azurite import WRONG_KEY
-from tests.servers import free_port
+from tests.server_canned import HTML, MARKER, canned_server
+from tests.servers import allow_endpoint, free_port
 
 if TYPE_CHECKING:
     from tests.integration.destinations.case_azure_blob import AzureWorld
@@ -47,6 +51,7 @@ if TYPE_CHECKING:
 pytest_plugins = ["tests.integration.destinations.case_azure_blob"]
 
 EVERYTHING = Needs(read=True, list=True, delete=True)
+TENANT = Tenant("0" * 32, "acme", "unused")
 ORDER = ["credentials", "bucket", "write", "read", "list", "delete"]
 
 
@@ -228,6 +233,7 @@ def test_unreachable_account_fails_validation_and_writes_are_transient(
     azure_world: AzureWorld,
 ) -> None:
     url = f"http://127.0.0.1:{free_port()}/devstoreaccount1"
+    allow_endpoint(url)  # listed, so the config is accepted; nothing listens there
     store = azure_world.store(azure_world.account_key(), account_url=url)
     store.client_options["retry_total"] = 0
     check = store.validate(Needs())[0]
@@ -366,7 +372,9 @@ def test_a_sas_needs_the_account_from_somewhere() -> None:
         registry.build(parsed, Tenant("0" * 32, "p", "unused"))
 
 
-def test_endpoints_resolve_like_the_portal_says() -> None:
+def test_endpoints_resolve_like_the_portal_says(policy: Policy) -> None:
+    # Azurite's fixed address and a custom domain work only where the operator lists them.
+    policy.allow(DEV_URL, "https://files.example.com")
     config = AzureBlobConfig(container="abc")
     key = {"mode": "account_key", "account_name": "acct", "account_key": "QUJD"}
     assert resolve(config, AzureCredentials.model_validate(key)).account_url == (
@@ -397,3 +405,175 @@ def test_sdk_request_traces_stay_out_of_the_log(
     store.put_object("exports_events/a.json", b"x" * 200_000)
     assert all_passed(store.validate(EVERYTHING))
     assert [r.name for r in caplog.records if r.levelno < logging.WARNING] == []
+
+
+# -- the operator's outbound policy -----------------------------------------------------------
+
+KEY_CREDENTIALS = {"mode": "account_key", "account_name": "acct", "account_key": "QUJD"}
+
+
+def _connection(text: str) -> dict[str, str]:
+    return {"mode": "connection_string", "connection_string": text}
+
+
+def test_unlisted_loopback_endpoints_are_refused_before_any_connection() -> None:
+    with canned_server() as listener:
+        url = f"{listener.url}/devstoreaccount1"
+        for config, credentials, field in (
+            ({"container": "abc", "account_url": url}, KEY_CREDENTIALS, "config.account_url"),
+            (
+                {"container": "abc"},
+                _connection(f"AccountName=acct;AccountKey=QUJD;BlobEndpoint={url}"),
+                "BlobEndpoint",
+            ),
+            (
+                {"container": "abc"},
+                _connection(f"BlobEndpoint={url};SharedAccessSignature=sv=1&sig=2"),
+                "BlobEndpoint",
+            ),
+            (
+                {"container": "abc"},
+                _connection(
+                    "BlobEndpoint=https://acct.blob.core.windows.net;"
+                    f"QueueEndpoint={listener.url};SharedAccessSignature=sv=1&sig=2"
+                ),
+                "QueueEndpoint",
+            ),
+        ):
+            with pytest.raises(InputError) as caught:
+                registry.parse("azure_blob", config, credentials, TENANT)
+            assert caught.value.status_code == 422
+            assert field in str(caught.value) and "SPILLWAY_ALLOWED_ENDPOINTS" in str(caught.value)
+            assert "QUJD" not in str(caught.value) and "sig=2" not in str(caught.value)
+        assert listener.connections == 0
+
+
+@pytest.mark.parametrize(
+    ("text", "words"),
+    [
+        ("UseDevelopmentStorage=true", "UseDevelopmentStorage"),  # Azurite's fixed address
+        (
+            "DefaultEndpointsProtocol=http;AccountName=acct;AccountKey=QUJD",  # Azure, not https
+            "blob endpoint the connection string names",
+        ),
+        (
+            "AccountName=acct;AccountKey=QUJD;EndpointSuffix=127.0.0.1.nip.io",
+            "blob endpoint the connection string names",
+        ),
+        ("AccountName=acct;AccountKey=QUJD;BlobEndpoint=http://169.254.169.254", "BlobEndpoint"),
+    ],
+)
+def test_connection_strings_name_only_allowed_endpoints(text: str, words: str) -> None:
+    with pytest.raises(InputError) as caught:
+        registry.parse("azure_blob", {"container": "abc"}, _connection(text), TENANT)
+    assert caught.value.status_code == 422
+    assert words in str(caught.value)
+
+
+def test_azures_own_endpoints_need_no_listing() -> None:
+    for config, credentials in (
+        ({"container": "abc"}, KEY_CREDENTIALS),
+        (
+            {"container": "abc", "account_url": "https://acct.blob.core.chinacloudapi.cn"},
+            KEY_CREDENTIALS,
+        ),
+        (
+            {"container": "abc"},
+            _connection(
+                "BlobEndpoint=https://acct.blob.core.windows.net/;"
+                "QueueEndpoint=https://acct.queue.core.windows.net/;"
+                "FileEndpoint=https://acct.file.core.windows.net/;"
+                "TableEndpoint=https://acct.table.core.windows.net/;SharedAccessSignature=sv=1&sig=2"
+            ),
+        ),
+        (
+            {"container": "abc"},
+            _connection("AccountName=acct;AccountKey=QUJD;EndpointSuffix=core.usgovcloudapi.net"),
+        ),
+    ):
+        registry.parse("azure_blob", config, credentials, TENANT)
+
+
+def test_azurite_works_when_listed(azure_world: AzureWorld) -> None:
+    # The azurite fixture lists its origin, as an operator running Azurite would.
+    parsed = registry.parse(
+        "azure_blob",
+        {"container": azure_world.container, "account_url": azure_world.azurite.account_url},
+        {
+            "mode": "account_key",
+            "account_name": azure_world.azurite.account_name,
+            "account_key": azure_world.azurite.account_key,
+        },
+        TENANT,
+    )
+    store = registry.build(parsed, TENANT)
+    try:
+        assert all_passed(store.validate(EVERYTHING))
+    finally:
+        store.close()
+
+
+@pytest.mark.parametrize(
+    ("status", "content_type", "body"),
+    [
+        (200, "text/html", HTML),
+        (500, "text/html", HTML),
+        (404, "text/plain", MARKER),
+        (403, "application/xml", f"<Error><Code>Nope</Code><Message>{MARKER}</Message></Error>"),
+        (200, "application/xml", f"<notxml {MARKER}"),
+        (400, "application/xml", f"<Error><Code>{MARKER} <b>x</b></Code></Error>"),
+    ],
+)
+def test_a_listed_endpoint_that_answers_garbage_is_explained_not_echoed(
+    policy: Policy, status: int, content_type: str, body: str
+) -> None:
+    with canned_server(status=status, content_type=content_type, body=body) as server:
+        policy.allow(server.url)
+        config = AzureBlobConfig(container="abc", account_url=f"{server.url}/acct")
+        credentials = AzureCredentials.model_validate(KEY_CREDENTIALS)
+        store = build(config, credentials, TENANT)
+        store.client_options["retry_total"] = 0
+        texts = [json.dumps(dump(store.validate(EVERYTHING)))]
+        for operation in (
+            lambda: store.list_objects("exports_events/"),
+            lambda: store.read_object("exports_events/a.json"),
+            lambda: store.delete_object("exports_events/a.json"),
+            lambda: store.put_object("exports_events/a.json", b"{}"),
+        ):
+            try:
+                operation()
+            except (DestinationError, TransientError) as exc:  # nothing else escapes
+                texts.append(str(exc))
+        store.close()
+        assert server.requests
+        assert not [t for t in texts if MARKER in t or "Internal admin" in t]
+
+
+def test_a_stored_destination_the_operator_no_longer_allows_fails_without_connecting(
+    policy: Policy,
+) -> None:
+    with canned_server() as server:
+        url = f"{server.url}/acct"
+        policy.allow(url)
+        cases = (
+            ({"container": "abc", "account_url": url}, KEY_CREDENTIALS),
+            (
+                {"container": "abc"},
+                _connection(f"AccountName=acct;AccountKey=QUJD;BlobEndpoint={url}"),
+            ),
+        )
+        for config, credentials in cases:
+            registry.parse("azure_blob", config, credentials, TENANT)  # allowed when configured
+        policy.forbid(url)  # then the operator takes it off the list
+        for config, credentials in cases:
+            parsed = registry.parse("azure_blob", config, credentials, stored=True)  # still loads
+            store = registry.build(parsed, TENANT)
+            assert isinstance(store, AzureBlobStore)
+            checks = store.validate(EVERYTHING)
+            assert checks[0].status is CheckStatus.FAILED
+            assert "no longer allowed on this server" in checks[0].message
+            with pytest.raises(DestinationError, match="no longer allowed"):
+                store.put_object("exports_events/x.json", b"{}")
+            with pytest.raises(DestinationError, match="no longer allowed"):
+                store.list_objects("exports_events/")
+        assert server.connections == 0

@@ -23,6 +23,8 @@ from spillway.destinations.base import (
     Tenant,
     all_passed,
 )
+from spillway.destinations.gcs import checks as gcs_checks
+from spillway.destinations.gcs import store as gcs_store
 from spillway.destinations.gcs.kind import (
     Anonymous,
     GcsConfig,
@@ -34,8 +36,11 @@ from spillway.destinations.gcs.store import CHUNK_MULTIPLE, GcsStore, chunk_size
 from spillway.errors import InputError, TransientError
 from tests import server_gcs
 from tests.integration.destinations.case_gcs import BROKEN_PEM, GcsWorld, key_json, new_pem
+from tests.integration.destinations.policy import Policy
+from tests.server_canned import HTML, MARKER, canned_server
 
 PART = CHUNK_MULTIPLE
+TENANT = Tenant("0" * 32, "acme", "spw-external-id")
 
 
 def by_name(checks: list[Check]) -> dict[str, Check]:
@@ -166,9 +171,11 @@ def test_config_mistakes_are_explained(config: dict[str, Any], says: str) -> Non
     assert says in str(caught.value)
 
 
-def test_registry_builds_a_gcs_store() -> None:
+def test_registry_builds_a_gcs_store(gcs_emulator: str) -> None:
     parsed = registry.parse(
-        "gcs", {"bucket": "acme-exports", "folder": "daily"}, {"mode": "anonymous"}
+        "gcs",
+        {"bucket": "acme-exports", "folder": "daily", "endpoint_url": gcs_emulator},
+        {"mode": "anonymous"},
     )
     store = registry.build(parsed, Tenant("0" * 32, "p", "spw-external-id"))
     assert isinstance(store, GcsStore)
@@ -216,9 +223,10 @@ def test_revoked_key_fails_credentials_with_googles_reason(
 
 
 def test_unreachable_token_endpoint_fails_credentials(gcs_world: GcsWorld, pem: str) -> None:
-    from tests.servers import free_port
+    from tests.servers import allow_endpoint, free_port
 
     uri = f"http://127.0.0.1:{free_port()}/token"
+    allow_endpoint(uri)  # listed, so the key is accepted; nothing listens there
     key = ServiceAccount.model_validate({"key_json": key_json(private_key=pem, token_uri=uri)})
     check = gcs_world.store(key).validate(Needs())[0]
     assert check.status is CheckStatus.FAILED
@@ -426,3 +434,190 @@ def test_google_errors_become_actionable_and_classified(
     classified = store.classify(error)
     assert type(classified) is kind
     assert says in str(classified)
+
+
+# -- the operator's outbound policy -----------------------------------------------------------
+
+
+def test_an_unlisted_loopback_endpoint_is_refused_before_any_connection() -> None:
+    with canned_server() as listener:
+        for config, credentials in (
+            ({"bucket": "acme", "endpoint_url": listener.url}, {"mode": "anonymous"}),
+            (
+                {"bucket": "acme", "endpoint_url": f"{listener.url}/storage/v1"},
+                {"mode": "anonymous"},
+            ),
+        ):
+            with pytest.raises(InputError) as caught:
+                registry.parse("gcs", config, credentials, TENANT)
+            assert caught.value.status_code == 422
+            message = str(caught.value)
+            assert "config.endpoint_url" in message and "SPILLWAY_ALLOWED_ENDPOINTS" in message
+        assert listener.connections == 0
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://storage.googleapis.com",  # Google's domain, but not https
+        "https://storage.googleapis.com.evil.example",
+        "https://evil.example\\.storage.googleapis.com",  # urllib3 would connect to evil.example
+        "https://user@storage.googleapis.com",
+        "http://169.254.169.254",
+    ],
+)
+def test_endpoints_that_only_look_like_googles_are_refused(url: str) -> None:
+    with pytest.raises(InputError) as caught:
+        registry.parse("gcs", {"bucket": "acme", "endpoint_url": url}, {"mode": "anonymous"})
+    assert caught.value.status_code == 422
+    assert "endpoint_url" in str(caught.value)
+
+
+def test_googles_own_endpoint_needs_no_listing(pem: str) -> None:
+    parsed = registry.parse(
+        "gcs",
+        {"bucket": "acme", "endpoint_url": "https://storage.googleapis.com"},
+        {"mode": "service_account", "key_json": key_json(private_key=pem)},
+        TENANT,
+    )
+    assert isinstance(parsed.config, GcsConfig)
+
+
+def test_a_token_uri_that_is_not_googles_is_refused_and_never_called(pem: str) -> None:
+    with canned_server(status=400, body=f'{{"error": "x", "note": "{MARKER}"}}') as listener:
+        key = key_json(private_key=pem, token_uri=f"{listener.url}/token")
+        with pytest.raises(InputError) as caught:
+            registry.parse(
+                "gcs",
+                {"bucket": "acme"},
+                {"mode": "service_account", "key_json": key},
+                TENANT,
+            )
+        assert caught.value.status_code == 422
+        message = str(caught.value)
+        assert "key_json.token_uri" in message and "not Google's token endpoint" in message
+        assert listener.connections == 0
+
+
+def test_anonymous_access_needs_a_listed_emulator(gcs_emulator: str) -> None:
+    for config in (
+        {"bucket": "acme"},
+        {"bucket": "acme", "endpoint_url": "https://storage.googleapis.com"},
+    ):
+        with pytest.raises(InputError) as caught:
+            registry.parse("gcs", config, {"mode": "anonymous"}, TENANT)
+        assert caught.value.status_code == 422
+        assert "anonymous access is only for a storage emulator" in str(caught.value)
+    parsed = registry.parse(
+        "gcs", {"bucket": "acme", "endpoint_url": gcs_emulator}, {"mode": "anonymous"}, TENANT
+    )
+    assert isinstance(parsed.credentials, GcsCredentials)
+
+
+@pytest.mark.parametrize(
+    ("status", "content_type", "body"),
+    [
+        (200, "text/html", HTML),  # an admin page, not a token
+        (400, "text/html", HTML),  # google-auth puts a non-JSON body into its error
+        (500, "text/plain", MARKER),
+        (400, "application/json", f'{{"error": "invalid_grant", "error_description": "{MARKER}"}}'),
+        (401, "application/json", f'{{"error": "<b>{MARKER}</b>"}}'),
+    ],
+)
+def test_a_listed_token_endpoint_is_never_echoed(
+    gcs_world: GcsWorld, pem: str, policy: Policy, status: int, content_type: str, body: str
+) -> None:
+    with canned_server(status=status, content_type=content_type, body=body) as server:
+        policy.allow(server.url)
+        key = ServiceAccount.model_validate(
+            {"key_json": key_json(private_key=pem, token_uri=f"{server.url}/token")}
+        )
+        store = gcs_world.store(key)
+        checks = store.validate(Needs())
+        assert server.requests, "the listed token endpoint was called"
+        assert checks[0].name == "credentials" and checks[0].status is CheckStatus.FAILED
+        text = json.dumps([c.as_dict() for c in checks])
+        assert MARKER not in text and "Internal admin" not in text
+        assert "token" in checks[0].message
+        with pytest.raises((DestinationError, TransientError)) as caught:
+            store.put_object("exports_events/x.json", b"{}")
+        assert MARKER not in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    ("status", "content_type", "body"),
+    [
+        (200, "text/html", HTML),
+        (500, "text/html", HTML),
+        (404, "text/html", HTML),
+        (403, "application/json", f'{{"error": {{"code": 403, "message": "{MARKER}"}}}}'),
+        (400, "application/json", f'{{"error": "{MARKER}"}}'),
+        (200, "application/json", "[1, 2, 3]"),
+    ],
+)
+def test_a_listed_endpoint_that_answers_garbage_is_explained_not_echoed(
+    policy: Policy, monkeypatch: pytest.MonkeyPatch, status: int, content_type: str, body: str
+) -> None:
+    short = gcs_store.RETRY.with_timeout(0.5)  # a 5xx is retried for 30 s otherwise
+    monkeypatch.setattr(gcs_store, "RETRY", short)
+    monkeypatch.setattr(gcs_checks, "RETRY", short)
+    with canned_server(status=status, content_type=content_type, body=body) as server:
+        policy.allow(server.url)
+        store = GcsStore(GcsConfig(bucket="acme", endpoint_url=server.url), Anonymous())
+        store.part_size = PART
+        store.retry_waits = (0.0,)
+        texts = [json.dumps([c.as_dict() for c in store.validate(Needs(read=True, list=True))])]
+        for operation in (
+            lambda: store.list_objects("exports_events/"),
+            lambda: store.read_object("exports_events/a.json"),
+            lambda: store.delete_object("exports_events/a.json"),
+            lambda: store.put_object("exports_events/a.json", b"{}"),
+            lambda: store.put_object("exports_events/b.bin", os.urandom(PART + 1)),
+        ):
+            try:
+                operation()
+            except (DestinationError, TransientError) as exc:  # nothing else escapes
+                texts.append(str(exc))
+        store.close()
+        assert server.requests
+        assert not [t for t in texts if MARKER in t or "Internal admin" in t]
+
+
+def test_a_stored_destination_the_operator_no_longer_allows_fails_without_connecting(
+    policy: Policy, pem: str
+) -> None:
+    with canned_server() as server:
+        policy.allow(server.url)
+        for config, credentials in (
+            ({"bucket": "acme", "endpoint_url": server.url}, {"mode": "anonymous"}),
+            (
+                {"bucket": "acme"},
+                {
+                    "mode": "service_account",
+                    "key_json": key_json(private_key=pem, token_uri=f"{server.url}/t"),
+                },
+            ),
+        ):
+            registry.parse("gcs", config, credentials, TENANT)  # allowed when configured
+        policy.forbid(server.url)  # then the operator takes the origin off the list
+        for config, credentials in (
+            ({"bucket": "acme", "endpoint_url": server.url}, {"mode": "anonymous"}),
+            (
+                {"bucket": "acme"},
+                {
+                    "mode": "service_account",
+                    "key_json": key_json(private_key=pem, token_uri=f"{server.url}/t"),
+                },
+            ),
+        ):
+            parsed = registry.parse("gcs", config, credentials, stored=True)  # still loads
+            store = registry.build(parsed, TENANT)
+            checks = store.validate(Needs())
+            assert checks[0].status is CheckStatus.FAILED
+            assert "no longer allowed on this server" in checks[0].message
+            assert isinstance(store, GcsStore)
+            with pytest.raises(DestinationError, match="no longer allowed"):
+                store.put_object("exports_events/x.json", b"{}")
+            with pytest.raises(DestinationError, match="no longer allowed"):
+                store.list_objects("exports_events/")
+        assert server.connections == 0

@@ -26,10 +26,16 @@ from spillway.destinations.kinesis.config import KinesisConfig
 from spillway.destinations.kinesis.stream import KinesisStream
 from spillway.destinations.s3.config import AccessKey, AssumeRole
 from spillway.errors import TransientError
-from tests.integration.destinations.case_s3 import EXTERNAL_ID, S3World, allow, policy
+from tests.integration.destinations.case_s3 import (
+    EXTERNAL_ID,
+    S3World,
+    allow,
+    as_operator,
+    policy,
+)
 from tests.server_flaky import THROUGHPUT, FlakyProxy, fail_every, fail_none, flaky_proxy
 from tests.server_moto import Moto
-from tests.servers import free_port
+from tests.servers import allow_endpoint, free_port
 
 ORDER = ("credentials", "role", "external_id", "stream", "stream_active", "test_record")
 
@@ -218,7 +224,9 @@ def test_whole_call_failures_are_terminal_or_transient(streams: Streams) -> None
     with pytest.raises(DestinationError) as missing:
         streams.make(stream="spw-gone").put_records(events(1, 1))
     assert "spw-gone in us-east-1 does not exist" in str(missing.value)
-    nowhere = streams.make(endpoint_url=f"http://127.0.0.1:{free_port()}")
+    closed = f"http://127.0.0.1:{free_port()}"
+    allow_endpoint(closed)  # listed, but nothing listens there
+    nowhere = streams.make(endpoint_url=closed)
     with pytest.raises(TransientError, match="cannot reach the Kinesis endpoint"):
         nowhere.put_records(events(1, 1))
 
@@ -290,8 +298,7 @@ def test_role_is_assumed_with_the_external_id(
         PolicyDocument=policy(allow(["kinesis:PutRecords", "kinesis:DescribeStreamSummary"], "*")),
     )
     service = new_user(streams.moto, allow("sts:AssumeRole", role["Arn"]))
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", service.access_key_id)
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", service.secret_access_key.get_secret_value())
+    as_operator(monkeypatch, streams.moto, service)  # the operator's STS is moto
     stream = streams.make(AssumeRole(role_arn=role["Arn"]))
     checks = by_name(stream.validate(Needs()))
     assert checks["role"].status is CheckStatus.PASSED
@@ -304,8 +311,7 @@ def test_a_role_that_cannot_be_assumed_is_blamed_not_the_stream(
     streams: Streams, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     service = new_user(streams.moto)  # no sts:AssumeRole permission at all
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", service.access_key_id)
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", service.secret_access_key.get_secret_value())
+    as_operator(monkeypatch, streams.moto, service)
     role = AssumeRole(role_arn="arn:aws:iam::123456789012:role/NotYetPropagated")
     checks = by_name(streams.make(role).validate(Needs()))
     assert checks["role"].status is CheckStatus.FAILED

@@ -17,7 +17,13 @@ from spillway.destinations.s3.config import (
     parse_credentials_csv,
 )
 from spillway.destinations.s3.store import S3Store
-from tests.integration.destinations.case_s3 import EXTERNAL_ID, S3World, allow, policy
+from tests.integration.destinations.case_s3 import (
+    EXTERNAL_ID,
+    S3World,
+    allow,
+    as_operator,
+    policy,
+)
 
 
 def by_name(checks: list[Check]) -> dict[str, Check]:
@@ -139,8 +145,7 @@ def test_role_is_assumed_with_the_external_id(
         PolicyDocument=policy(allow("s3:PutObject", f"arn:aws:s3:::{s3_world.bucket}/exports*")),
     )
     service = s3_world.user(allow("sts:AssumeRole", role["Arn"]))
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", service.access_key_id)
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", service.secret_access_key.get_secret_value())
+    as_operator(monkeypatch, s3_world.moto, service)  # the operator's STS is moto
     checks = by_name(s3_world.store(AssumeRole(role_arn=role["Arn"])).validate(Needs()))
     assert checks["credentials"].status is CheckStatus.PASSED
     assert checks["role"].status is CheckStatus.PASSED
@@ -154,8 +159,7 @@ def test_role_that_cannot_be_assumed_says_to_retry(
     s3_world: S3World, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     service = s3_world.user()  # no sts:AssumeRole permission at all
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", service.access_key_id)
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", service.secret_access_key.get_secret_value())
+    as_operator(monkeypatch, s3_world.moto, service)
     arn = "arn:aws:iam::123456789012:role/NotYetPropagated"
     checks = by_name(s3_world.store(AssumeRole(role_arn=arn)).validate(Needs()))
     assert checks["role"].status is CheckStatus.FAILED
@@ -168,9 +172,10 @@ def test_service_identity_uses_the_default_chain(
     s3_world: S3World, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     user = s3_world.full_user()
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", user.access_key_id)
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", user.secret_access_key.get_secret_value())
-    checks = s3_world.store(ServiceIdentity()).validate(Needs(read=True))
+    # The service identity talks to the endpoints botocore resolves: moto through the
+    # operator's AWS_ENDPOINT_URL_S3 / _STS, never through the destination's endpoint_url.
+    as_operator(monkeypatch, s3_world.moto, user, "s3", "sts")
+    checks = s3_world.store(ServiceIdentity(), endpoint_url=None).validate(Needs(read=True))
     assert all_passed(checks), [c.as_dict() for c in checks]
 
 

@@ -10,18 +10,41 @@ import io
 import re
 from typing import Annotated, Any, ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationInfo,
+    model_validator,
+)
 
+from spillway import netpolicy
 from spillway.secrets import mask
 
 REGION_PATTERN = r"^[a-z]{2}(-[a-z]+)+-\d+$"
 _ROLE_ARN = re.compile(r"^arn:aws[a-z-]*:iam::\d{12}:role/[\w+=,.@/-]{1,512}$")
+# Validation context of a destination read back from the database (registry.parse(stored=True)):
+# its endpoint is checked when a store is built instead, so a destination the operator no longer
+# allows fails its runs with a terminal error rather than failing to load.
+STORED = "stored"
 
 
-def check_endpoint_url(url: str | None) -> None:
-    """Refuse an endpoint that is not an HTTP(S) URL."""
-    if url and not url.startswith(("http://", "https://")):
-        raise ValueError("endpoint_url must start with http:// or https://")
+def _empty_is_none(value: Any) -> Any:
+    return None if isinstance(value, str) and not value.strip() else value
+
+
+# An empty endpoint_url means AWS's own endpoint, as if it were left out.
+EndpointUrl = Annotated[str | None, BeforeValidator(_empty_is_none)]
+
+
+def check_endpoint_url(url: str | None, info: ValidationInfo | None = None) -> None:
+    """Refuse an endpoint the operator has not opened: https on an AWS domain, or an origin
+    listed in SPILLWAY_ALLOWED_ENDPOINTS (raises netpolicy.Refused, a ValueError)."""
+    if url is None or (info is not None and (info.context or {}).get(STORED)):
+        return
+    netpolicy.current().check_endpoint(url, field="endpoint_url", provider=netpolicy.AWS_DOMAINS)
 
 
 class AccessKey(BaseModel):
@@ -145,8 +168,10 @@ class StreamConfig(BaseModel):
     name_pattern: ClassVar[str]  # a regular expression (unanchored) for a bare name
 
     region: str = Field(default="us-east-1", pattern=REGION_PATTERN)
-    endpoint_url: str | None = Field(
-        default=None, description="For moto or a compatible service; leave empty for AWS."
+    endpoint_url: EndpointUrl = Field(
+        default=None,
+        description="Leave empty for AWS. Any other endpoint must be https on an AWS domain or "
+        "an origin the operator lists in SPILLWAY_ALLOWED_ENDPOINTS.",
     )
 
     @classmethod
@@ -184,7 +209,7 @@ class StreamConfig(BaseModel):
         return data
 
     @model_validator(mode="after")
-    def _check(self) -> StreamConfig:
+    def _check(self, info: ValidationInfo) -> StreamConfig:
         field, target = self.target_field, self.target
         if target.startswith("arn:"):
             found = self._arn(target)
@@ -203,5 +228,5 @@ class StreamConfig(BaseModel):
                 f"{field} {target!r} is not a valid {self.what} name (letters, digits, "
                 "'_', '.' and '-'); give the name or the full ARN"
             )
-        check_endpoint_url(self.endpoint_url)
+        check_endpoint_url(self.endpoint_url, info)
         return self

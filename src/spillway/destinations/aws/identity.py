@@ -2,11 +2,21 @@
 
 from __future__ import annotations
 
+import re
 import secrets
 
 import botocore.exceptions
 
-from spillway.destinations.aws.client import AwsAuth, Failure, error_code, explain
+from spillway.destinations.aws.client import (
+    AwsAuth,
+    Failure,
+    NotAwsResponse,
+    error_code,
+    explain,
+    explain_own,
+    is_aws_endpoint,
+    is_unreachable,
+)
 from spillway.destinations.aws.config import AssumeRole
 from spillway.destinations.base import Check, CheckStatus
 from spillway.errors import SpillwayError
@@ -14,6 +24,7 @@ from spillway.errors import SpillwayError
 IDENTITY_CHECKS = ("credentials", "role", "external_id")
 # What an endpoint without STS answers to GetCallerIdentity.
 _NO_STS = ("NotImplemented", "InvalidAction", "404", "MethodNotAllowed")
+_ARN = re.compile(r"arn:aws[a-z-]*:(iam|sts)::\d{12}:[\w+=,.@/-]{1,512}")
 
 
 def identity_checks(auth: AwsAuth, *, service: str, target: str, proof: str) -> list[Check]:
@@ -22,6 +33,8 @@ def identity_checks(auth: AwsAuth, *, service: str, target: str, proof: str) -> 
     ``service`` names the service in messages, ``target`` what the role protects ("your
     bucket"), ``proof`` the later check that proves credentials where there is no STS.
     """
+    if auth.refusal is not None:  # the operator does not allow this destination (any more)
+        return [Check.failed("credentials", auth.refusal)]
     credentials = _credentials(auth, service, proof)
     checks = [credentials]
     if credentials.status is CheckStatus.FAILED:
@@ -54,11 +67,10 @@ def after_identity(checks: list[Check], later: tuple[str, ...]) -> list[Check] |
 
 
 def _credentials(auth: AwsAuth, service: str, proof: str) -> Check:
-    own = auth.role is not None or auth.credentials.mode == "service_identity"
+    own = auth.own_identity
     whose = "Spillway's own AWS identity" if own else "the access key"
     try:
-        session = auth.service_session() if auth.role else auth.session
-        identity = auth.sts(session).get_caller_identity()
+        identity = auth.identity_sts().get_caller_identity()
     except botocore.exceptions.NoCredentialsError:
         return Check.failed(
             "credentials",
@@ -66,15 +78,19 @@ def _credentials(auth: AwsAuth, service: str, proof: str) -> Check:
             "a profile or AWS_* environment variables, or choose another authentication mode",
         )
     except Failure as exc:
-        if auth.endpoint_url and error_code(exc) in _NO_STS:
+        no_sts = isinstance(exc, NotAwsResponse) or error_code(exc) in _NO_STS
+        if auth.endpoint_url and not own and no_sts:
             return Check.skipped(
                 "credentials",
                 f"{auth.endpoint_url} has no STS to ask; {proof} proves the credentials",
             )
+        if own and is_unreachable(exc):
+            return Check.failed("credentials", explain_own(exc))
         return Check.failed("credentials", f"{whose} was rejected: {explain(exc, service)}")
-    return Check.passed(
-        "credentials", f"AWS accepted {whose} ({identity.get('Arn', 'unknown ARN')})"
-    )
+    arn = str(identity.get("Arn") or "")
+    if not (auth.trusted or own) or not _ARN.fullmatch(arn):
+        arn = "unknown ARN"  # only an ARN, and only from an endpoint the operator stands behind
+    return Check.passed("credentials", f"AWS accepted {whose} ({arn})")
 
 
 def _assume(auth: AwsAuth, role: AssumeRole, service: str) -> Check:
@@ -92,14 +108,15 @@ def _assume(auth: AwsAuth, role: AssumeRole, service: str) -> Check:
 
 
 def _external_id_enforced(auth: AwsAuth, role: AssumeRole, service: str, target: str) -> Check:
-    if auth.endpoint_url:
+    sts = auth.own_sts()
+    if not is_aws_endpoint(sts.meta.endpoint_url):
         return Check.skipped(
             "external_id",
-            f"{auth.endpoint_url} is not AWS and does not evaluate trust policies, so "
-            "Spillway cannot prove the role requires its External ID",
+            "Spillway's STS, as the operator set it up, is not AWS's and does not evaluate "
+            "trust policies, so Spillway cannot prove the role requires its External ID",
         )
     try:
-        auth.sts(auth.service_session()).assume_role(
+        sts.assume_role(
             RoleArn=role.role_arn,
             RoleSessionName="spillway-external-id-check",
             ExternalId="spillway-wrong-" + secrets.token_hex(8),
@@ -108,9 +125,7 @@ def _external_id_enforced(auth: AwsAuth, role: AssumeRole, service: str, target:
     except Failure as exc:
         if error_code(exc) in ("AccessDenied", "AccessDeniedException"):
             return Check.passed("external_id", "the role refuses a wrong External ID, as it must")
-        return Check.skipped(
-            "external_id", f"could not test the External ID: {explain(exc, service)}"
-        )
+        return Check.skipped("external_id", f"could not test the External ID: {explain_own(exc)}")
     return Check.failed(
         "external_id",
         f"{role.role_arn} can be assumed with a wrong External ID: its trust policy must have "

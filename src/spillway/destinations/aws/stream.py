@@ -100,10 +100,21 @@ class AwsRecordStream(RecordStream):
     actions: ClassVar[str]  # the IAM actions Spillway needs, for access-denied advice
     success_key: ClassVar[str]  # the key an acknowledged entry of the answer carries
 
-    def __init__(self, config: StreamConfig, credentials: Any, external_id: str) -> None:
+    def __init__(
+        self,
+        config: StreamConfig,
+        credentials: Any,
+        external_id: str,
+        *,
+        refusal: str | None = None,
+    ) -> None:
         self.config = config
         self.auth = AwsAuth(
-            credentials, external_id, region=config.region, endpoint_url=config.endpoint_url
+            credentials,
+            external_id,
+            region=config.region,
+            endpoint_url=config.endpoint_url,
+            refusal=refusal,
         )
         self._client: Any = None
         self._lock = threading.Lock()

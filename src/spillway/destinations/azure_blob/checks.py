@@ -4,10 +4,15 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from azure.core.exceptions import AzureError, HttpResponseError, ResourceNotFoundError
+from azure.core.exceptions import HttpResponseError, ResourceNotFoundError
 
 from spillway.destinations.azure_blob.kind import sas_fields, sas_time
-from spillway.destinations.azure_blob.store import SAS_LIMIT_CODES, AzureBlobStore, error_code
+from spillway.destinations.azure_blob.store import (
+    SAS_LIMIT_CODES,
+    SDK_ERRORS,
+    AzureBlobStore,
+    error_code,
+)
 from spillway.destinations.base import Check, CheckStatus, Needs, object_checks
 
 _LATER = ("write", "read", "list", "delete")
@@ -15,6 +20,9 @@ _LATER = ("write", "read", "list", "delete")
 
 def run_checks(store: AzureBlobStore, needs: Needs) -> list[Check]:
     """credentials → bucket (the container) → write/read/list/delete."""
+    if store.refusal is not None:  # the operator's settings do not allow it: nothing is sent
+        credentials = Check.failed("credentials", store.refusal)
+        return [credentials, *_skip_rest(("bucket", *_LATER), "credentials")]
     credentials = _credentials(store)
     if credentials.status is CheckStatus.FAILED:
         return [credentials, *_skip_rest(("bucket", *_LATER), "credentials")]
@@ -72,7 +80,7 @@ def _credentials(store: AzureBlobStore) -> Check:
                 "does not allow reading account information, which Spillway does not need)",
             )
         return Check.failed("credentials", store.explain(exc))
-    except AzureError as exc:
+    except SDK_ERRORS as exc:
         return Check.failed("credentials", store.explain(exc))
     kind = info.get("account_kind") or "storage account"
     return Check.passed("credentials", f"Azure accepted {who} of {store.account} ({kind}){expiry}")
@@ -88,7 +96,7 @@ def _bucket(store: AzureBlobStore) -> Check:
         if error_code(exc) in SAS_LIMIT_CODES:
             return _bucket_by_listing(store)
         return Check.failed("bucket", f"could not look at container {name}: {store.explain(exc)}")
-    except AzureError as exc:
+    except SDK_ERRORS as exc:
         return Check.failed("bucket", f"could not reach container {name}: {store.explain(exc)}")
     return Check.passed("bucket", f"container {name} exists in storage account {store.account}")
 
@@ -109,7 +117,7 @@ def _bucket_by_listing(store: AzureBlobStore) -> Check:
                 "write check below proves the container exists",
             )
         return Check.failed("bucket", f"could not list container {name}: {store.explain(exc)}")
-    except AzureError as exc:
+    except SDK_ERRORS as exc:
         return Check.failed("bucket", f"could not reach container {name}: {store.explain(exc)}")
     return Check.passed("bucket", f"container {name} exists (listed it with {store.target.who})")
 

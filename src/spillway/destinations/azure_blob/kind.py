@@ -19,16 +19,28 @@ from pydantic import (
     Field,
     RootModel,
     SecretStr,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
 
+from spillway import netpolicy
 from spillway.destinations.base import Tenant
 from spillway.errors import InputError
 from spillway.secrets import mask
 
 if TYPE_CHECKING:
     from spillway.destinations.azure_blob.store import AzureBlobStore
+
+# Validation context of a destination read back from the database (registry.parse(stored=True)):
+# what the operator allows is checked when its store is built instead, so one the operator no
+# longer allows fails its runs with a terminal error rather than failing to load.
+STORED = "stored"
+
+
+def _stored(info: ValidationInfo) -> bool:
+    return bool((info.context or {}).get(STORED))
+
 
 _ACCOUNT = re.compile(r"^[a-z0-9]{3,24}$")
 _CONTAINER = re.compile(r"^(?=.{3,63}$)[a-z0-9]+(?:-[a-z0-9]+)*$")
@@ -49,14 +61,16 @@ class AzureBlobConfig(BaseModel):
         default=None,
         description=(
             "The account's blob endpoint. Leave empty for https://<account>.blob.core.windows.net "
-            "(or the endpoint the connection string names); set it for other clouds, custom "
-            "domains or Azurite (http://127.0.0.1:10000/devstoreaccount1)."
+            "(or the endpoint the connection string names); set it for other Azure clouds "
+            "(https://<account>.blob.core.chinacloudapi.cn …). Custom domains and Azurite "
+            "(http://127.0.0.1:10000/devstoreaccount1) work only when the operator lists their "
+            "origin in SPILLWAY_ALLOWED_ENDPOINTS."
         ),
     )
 
     @field_validator("account_url")
     @classmethod
-    def _account_url(cls, value: str | None) -> str | None:
+    def _account_url(cls, value: str | None, info: ValidationInfo) -> str | None:
         if value is None or not value.strip():
             return None
         value = value.strip().rstrip("/")
@@ -72,7 +86,10 @@ class AzureBlobConfig(BaseModel):
                 f"account_url is the account's endpoint without a container or path, e.g. "
                 f"https://{parts.netloc}; the container goes in 'container'"
             )
-        return value
+        if _stored(info):  # checked when its store is built (see refusal())
+            return value
+        # In the model, so `"force": true` cannot skip it.
+        return check_blob_endpoint(value, "account_url")
 
     @model_validator(mode="after")
     def _check(self) -> AzureBlobConfig:
@@ -140,6 +157,24 @@ def sas_time(value: str | None) -> datetime | None:
     return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
 
 
+# The storage services a connection string may name besides the blob service (Spillway uses
+# only the blob one, but refuses a string pointing any of them somewhere not allowed).
+_OTHER_ENDPOINTS = {
+    "queueendpoint": "queue",
+    "tableendpoint": "table",
+    "fileendpoint": "file",
+    "dfsendpoint": "dfs",
+}
+
+
+def check_blob_endpoint(url: str, field: str, service: str = "blob") -> str:
+    """An Azure Storage endpoint: https on Azure's own domains, or an origin the operator lists."""
+    domains = tuple(
+        domain.replace("blob.", f"{service}.", 1) for domain in netpolicy.AZURE_BLOB_DOMAINS
+    )
+    return netpolicy.current().check_endpoint(url, field=field, provider=domains)
+
+
 @dataclass(frozen=True, slots=True)
 class ConnectionParts:
     """What an Azure Storage connection string says (secrets stay SecretStr)."""
@@ -150,8 +185,11 @@ class ConnectionParts:
     sas_token: SecretStr | None
 
 
-def parse_connection_string(text: str) -> ConnectionParts:
-    """Read a connection string as the portal shows it, or raise a ValueError saying why not."""
+def parse_connection_string(text: str, *, check: bool = True) -> ConnectionParts:
+    """Read a connection string as the portal shows it, or raise a ValueError saying why not.
+
+    ``check``: refuse endpoints the operator does not allow (netpolicy.Refused, a ValueError).
+    """
     settings: dict[str, str] = {}
     for item in text.strip().split(";"):
         if not item.strip():
@@ -164,17 +202,23 @@ def parse_connection_string(text: str) -> ConnectionParts:
             )
         settings[name.strip().lower()] = value.strip()
     if settings.get("usedevelopmentstorage", "").lower() == "true":
+        if check:  # Azurite's fixed address: only where the operator runs one and lists it
+            netpolicy.current().check_endpoint(
+                DEV_URL, field="UseDevelopmentStorage (Azurite's URL)"
+            )
         return ConnectionParts(DEV_ACCOUNT, DEV_URL, SecretStr(DEV_KEY), None)
     account = settings.get("accountname") or None
     if account is not None:
         _check_account_name(account)
     url = settings.get("blobendpoint", "").rstrip("/")
+    field = "the connection string's BlobEndpoint"
     if not url:
         if account is None:
             raise ValueError("connection_string has neither AccountName nor BlobEndpoint")
         protocol = settings.get("defaultendpointsprotocol") or "https"
         suffix = settings.get("endpointsuffix") or "core.windows.net"
         url = f"{protocol}://{account}.blob.{suffix}"
+        field = "the blob endpoint the connection string names (protocol and EndpointSuffix)"
     elif not url.startswith(("http://", "https://")):
         raise ValueError("the connection string's BlobEndpoint must start with https://")
     key, sas = settings.get("accountkey"), settings.get("sharedaccesssignature")
@@ -182,13 +226,22 @@ def parse_connection_string(text: str) -> ConnectionParts:
         if account is None:
             raise ValueError("connection_string has an AccountKey but no AccountName")
         _check_account_key(key)
-        return ConnectionParts(account, url, SecretStr(key), None)
-    if sas:
-        return ConnectionParts(account, url, None, SecretStr(clean_sas(sas)))
-    raise ValueError(
-        "connection_string has neither AccountKey nor SharedAccessSignature: copy the whole "
-        "string from Access keys (or the SAS connection string from Shared access signature)"
-    )
+        parts = ConnectionParts(account, url, SecretStr(key), None)
+    elif sas:
+        parts = ConnectionParts(account, url, None, SecretStr(clean_sas(sas)))
+    else:
+        raise ValueError(
+            "connection_string has neither AccountKey nor SharedAccessSignature: copy the whole "
+            "string from Access keys (or the SAS connection string from Shared access signature)"
+        )
+    if check:
+        check_blob_endpoint(url, field)
+        for name, service in _OTHER_ENDPOINTS.items():
+            if settings.get(name):
+                check_blob_endpoint(
+                    settings[name], f"the connection string's {service.title()}Endpoint", service
+                )
+    return parts
 
 
 class ConnectionString(BaseModel):
@@ -199,8 +252,9 @@ class ConnectionString(BaseModel):
     connection_string: SecretStr = Field(min_length=1)
 
     @model_validator(mode="after")
-    def _check(self) -> ConnectionString:
-        parse_connection_string(self.connection_string.get_secret_value())
+    def _check(self, info: ValidationInfo) -> ConnectionString:
+        # A stored one's endpoints are checked when its store is built (see refusal()).
+        parse_connection_string(self.connection_string.get_secret_value(), check=not _stored(info))
         return self
 
 
@@ -275,7 +329,7 @@ def resolve(config: AzureBlobConfig, credentials: AzureCredentials) -> Target:
     """The endpoint and secret a store uses; ``config.account_url`` wins when set."""
     value = credentials.root
     if isinstance(value, ConnectionString):
-        parts = parse_connection_string(value.connection_string.get_secret_value())
+        parts = parse_connection_string(value.connection_string.get_secret_value(), check=False)
         return Target(
             value.mode,
             config.account_url or parts.account_url,
@@ -303,11 +357,28 @@ Config = AzureBlobConfig
 Credentials = AzureCredentials
 
 
+def refusal(config: AzureBlobConfig, credentials: AzureCredentials) -> str | None:
+    """Why the operator's settings no longer allow a stored destination (None when they do):
+    its account_url, or an endpoint its connection string names."""
+    try:
+        if config.account_url:
+            check_blob_endpoint(config.account_url, "account_url")
+        value = credentials.root
+        if isinstance(value, ConnectionString):
+            parse_connection_string(value.connection_string.get_secret_value())
+    except ValueError as exc:
+        return f"this destination is no longer allowed on this server: {exc}"
+    return None
+
+
 def build(config: AzureBlobConfig, credentials: AzureCredentials, tenant: Tenant) -> AzureBlobStore:
-    """A store for the container, authenticating as configured (no External ID on Azure)."""
+    """A store for the container, authenticating as configured (no External ID on Azure). One
+    the operator's settings no longer allow refuses every call before connecting anywhere."""
     from spillway.destinations.azure_blob.store import AzureBlobStore
 
-    return AzureBlobStore(config, resolve(config, credentials))
+    return AzureBlobStore(
+        config, resolve(config, credentials), refusal=refusal(config, credentials)
+    )
 
 
 def _sas_public(token: str) -> dict[str, Any]:
@@ -334,7 +405,7 @@ def public_credentials(credentials: AzureCredentials) -> dict[str, Any]:
             "account_name": value.account_name,
             **_sas_public(value.sas_token.get_secret_value()),
         }
-    parts = parse_connection_string(value.connection_string.get_secret_value())
+    parts = parse_connection_string(value.connection_string.get_secret_value(), check=False)
     shown: dict[str, Any] = {
         "mode": value.mode,
         "account_name": parts.account_name,

@@ -20,6 +20,7 @@ from azure.core.credentials import AzureNamedKeyCredential, AzureSasCredential
 from azure.core.exceptions import (
     AzureError,
     ClientAuthenticationError,
+    DecodeError,
     ResourceNotFoundError,
     ServiceRequestError,
     ServiceResponseError,
@@ -29,6 +30,7 @@ from azure.storage.blob import BlobBlock, ContainerClient, ContentSettings
 from spillway.destinations.azure_blob.kind import AzureBlobConfig, Target
 from spillway.destinations.base import (
     DEFAULT_PART_SIZE,
+    VALIDATION_READ_TIMEOUT,
     Capabilities,
     Check,
     DestinationError,
@@ -37,6 +39,7 @@ from spillway.destinations.base import (
     ObjectWriter,
     PartBuffer,
     StoredObject,
+    is_validating,
 )
 from spillway.errors import TransientError
 
@@ -74,14 +77,29 @@ SAS_LIMIT_CODES = {
     "AuthorizationSourceIPMismatch",
 }
 _SIG = re.compile(r"(sig=)[^&\s'\"]+", re.IGNORECASE)
+_CODE = re.compile(r"^[A-Za-z][A-Za-z0-9]{0,63}$")
+# What a server that is not Azure Blob Storage makes the SDK raise: an answer it cannot read.
+GARBLED_ERRORS: tuple[type[Exception], ...] = (
+    DecodeError,
+    ValueError,
+    TypeError,
+    AttributeError,
+    KeyError,
+    SyntaxError,  # xml.etree's ParseError
+)
+# Everything a store operation turns into a TransientError or DestinationError.
+SDK_ERRORS: tuple[type[Exception], ...] = (AzureError, *GARBLED_ERRORS)
 
 
 def error_code(exc: BaseException) -> str:
-    """Azure's error code ('ContainerNotFound'…), or '' for errors without one."""
+    """Azure's error code ('ContainerNotFound'…), or '' for errors without one.
+
+    The code comes from the answer (a header or the XML body): anything but an identifier is
+    dropped, so a server that is not Azure cannot put its own text into a message.
+    """
     code = getattr(exc, "error_code", None)
-    if isinstance(code, Enum):
-        return str(code.value)
-    return str(code or "")
+    text = str(code.value) if isinstance(code, Enum) else str(code or "")
+    return text if _CODE.match(text) else ""
 
 
 def status_code(exc: BaseException) -> int:
@@ -104,10 +122,35 @@ def _needed_permission(exc: BaseException) -> str:
     return "r (read)"
 
 
-def _reason(exc: BaseException) -> str:
-    """The first line of Azure's message (the rest is request ids and the raw XML)."""
-    message = str(getattr(exc, "message", None) or getattr(exc, "reason", None) or exc)
-    return message.strip().splitlines()[0] if message.strip() else exc.__class__.__name__
+# Why no answer came, in fixed words (the SDK's own text names internal objects and addresses).
+_NETWORK_REASONS = (
+    ("refused", "connection refused"),
+    ("name or service not known", "DNS lookup failed"),
+    ("nodename nor servname", "DNS lookup failed"),
+    ("temporary failure in name resolution", "DNS lookup failed"),
+    ("getaddrinfo", "DNS lookup failed"),
+    ("timed out", "timed out"),
+    ("timeout", "timed out"),
+    ("certificate", "TLS certificate not accepted"),
+    ("ssl", "TLS handshake failed"),
+    ("reset", "connection reset"),
+    ("aborted", "connection aborted"),
+)
+
+
+def _network_reason(exc: BaseException) -> str:
+    """Why a request got no answer, in Spillway's words."""
+    text = str(exc).lower()
+    for words, said in _NETWORK_REASONS:
+        if words in text:
+            return said
+    return exc.__class__.__name__
+
+
+def _status(code: str, status: int) -> str:
+    """'ServerBusy, HTTP 503': what of an answer may appear in a message."""
+    parts = [part for part in (code, f"HTTP {status}" if status else "") if part]
+    return ", ".join(parts) or "no status"
 
 
 class AzureBlobWriter(ObjectWriter):
@@ -139,7 +182,7 @@ class AzureBlobWriter(ObjectWriter):
         block_id = f"{self._prefix}-{len(self._blocks):06d}"
         try:
             self._blob.stage_block(block_id, data, length=len(data), validate_content=True)
-        except AzureError as exc:
+        except SDK_ERRORS as exc:
             raise self._store.failure(exc) from None
         self._blocks.append(block_id)
 
@@ -161,7 +204,7 @@ class AzureBlobWriter(ObjectWriter):
                     self._stage(rest)
                 blocks = [BlobBlock(block_id) for block_id in self._blocks]
                 response = self._blob.commit_block_list(blocks, content_settings=settings)
-        except AzureError as exc:
+        except SDK_ERRORS as exc:
             raise self._store.failure(exc) from None
         details = {
             "parts": max(len(self._blocks), 1),
@@ -183,17 +226,29 @@ class AzureBlobStore(ObjectStore):
     capabilities = Capabilities(objects=True, streams=False, multipart=True)
 
     def __init__(
-        self, config: AzureBlobConfig, target: Target, *, part_size: int = DEFAULT_PART_SIZE
+        self,
+        config: AzureBlobConfig,
+        target: Target,
+        *,
+        part_size: int = DEFAULT_PART_SIZE,
+        refusal: str | None = None,
     ) -> None:
         super().__init__(config.folder, part_size=part_size)
         self.config = config
         self.target = target
+        # Set when the operator's settings no longer allow this destination: every call fails
+        # with it before any connection is made.
+        self.refusal = refusal
         self.client_options = dict(CLIENT_OPTIONS)
+        if is_validating():  # answer within seconds; runs keep the patient settings
+            self.client_options.update(retry_total=0, read_timeout=VALIDATION_READ_TIMEOUT)
         self._container: ContainerClient | None = None
 
     @property
     def container(self) -> ContainerClient:
         """The SDK's client of the container (created on first use)."""
+        if self.refusal is not None:
+            raise DestinationError(self.refusal)
         if self._container is None:
             target = self.target
             credential: AzureNamedKeyCredential | AzureSasCredential
@@ -226,13 +281,13 @@ class AzureBlobStore(ObjectStore):
     def read_object(self, key: str) -> bytes:
         try:
             return self.container.download_blob(key).readall()
-        except AzureError as exc:
+        except SDK_ERRORS as exc:
             raise self.failure(exc, key) from None
 
     def list_objects(self, prefix: str) -> list[str]:
         try:
             return sorted(self.container.list_blob_names(name_starts_with=prefix or None))
-        except AzureError as exc:
+        except SDK_ERRORS as exc:
             raise self.failure(exc) from None
 
     def delete_object(self, key: str) -> None:
@@ -241,7 +296,7 @@ class AzureBlobStore(ObjectStore):
         except ResourceNotFoundError as exc:
             if error_code(exc) != "BlobNotFound":
                 raise self.failure(exc, key) from None
-        except AzureError as exc:
+        except SDK_ERRORS as exc:
             raise self.failure(exc, key) from None
 
     def validate(self, needs: Needs) -> list[Check]:
@@ -270,17 +325,26 @@ class AzureBlobStore(ObjectStore):
         return self._scrub(self._explain(exc, key))
 
     def _explain(self, exc: BaseException, key: str | None) -> str:
+        if isinstance(exc, DestinationError | TransientError):
+            return str(exc)  # already explained (by a writer)
         code, status = error_code(exc), status_code(exc)
         container, who = self.config.container, self.target.who
+        if isinstance(exc, GARBLED_ERRORS) or 200 <= status < 300:
+            return (
+                f"{self.target.account_url} answered with something that is not an Azure Blob "
+                "Storage answer: check account_url (or the endpoint the connection string "
+                "names); leave it empty for Azure's own endpoint"
+            )
         if isinstance(exc, ServiceRequestError):
             return (
-                f"cannot reach {self.target.account_url} ({_reason(exc)}): check the account "
-                "name (or account_url) and that DNS, proxy and firewall let Spillway connect"
+                f"cannot reach {self.target.account_url} ({_network_reason(exc)}): check the "
+                "account name (or account_url) and that DNS, proxy and firewall let Spillway "
+                "connect"
             )
         if isinstance(exc, ServiceResponseError):
             return (
                 f"the connection to {self.target.account_url} broke before Azure answered "
-                f"({_reason(exc)}); Spillway retries"
+                f"({_network_reason(exc)}); Spillway retries"
             )
         if code == "ContainerNotFound":
             return (
@@ -321,14 +385,13 @@ class AzureBlobStore(ObjectStore):
             )
         if code == "AccountIsDisabled":
             return f"storage account {self.account} is disabled (AccountIsDisabled)"
+        # Azure's message is not repeated: from a server that is not Azure it is whatever
+        # that server answered. The error code and status say what happened.
         if code in TRANSIENT_CODES or status in TRANSIENT_STATUS:
-            return (
-                f"Azure could not serve the request ({code or status}: {_reason(exc)}); "
-                "Spillway retries"
-            )
+            return f"Azure could not serve the request ({_status(code, status)}); Spillway retries"
         if code or status:
-            return f"{code or f'HTTP {status}'}: {_reason(exc)}"
-        return f"{exc.__class__.__name__}: {_reason(exc)}"
+            return f"Azure refused the request ({_status(code, status)})"
+        return f"the Azure call failed ({exc.__class__.__name__})"
 
     def _auth_failure(self, exc: BaseException, code: str) -> str:
         who = self.target.who

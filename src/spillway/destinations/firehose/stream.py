@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from spillway.destinations.aws.client import answer_part
 from spillway.destinations.aws.stream import AwsRecordStream, Description
 from spillway.destinations.base import FIREHOSE_LIMITS, StreamRecord
 from spillway.destinations.firehose.config import FirehoseConfig
@@ -55,7 +56,7 @@ class FirehoseStream(AwsRecordStream):
 
     def _describe(self) -> Description:
         response = self.client.describe_delivery_stream(DeliveryStreamName=self.config.name)
-        found = response["DeliveryStreamDescription"]
+        found = answer_part(response, "DeliveryStreamDescription")
         summary = f"delivers to {destination_type(found)}"
         encryption = found.get("DeliveryStreamEncryptionConfiguration", {})
         if encryption.get("Status") == "ENABLED":

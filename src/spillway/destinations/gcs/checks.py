@@ -8,8 +8,8 @@ import requests
 from google.auth.transport.requests import Request
 
 from spillway.destinations.base import Check, CheckStatus, DestinationError, Needs, object_checks
-from spillway.destinations.gcs.kind import ServiceAccount
-from spillway.destinations.gcs.store import GOOGLE_ERRORS, RETRY, GcsStore, refusal
+from spillway.destinations.gcs.kind import ANONYMOUS_NEEDS_ENDPOINT, ServiceAccount, emulator
+from spillway.destinations.gcs.store import RETRY, GcsStore, refusal
 
 _OBJECT_CHECKS = ("write", "read", "list", "delete")
 # Asked of the bucket with testIamPermissions, which needs no permission itself.
@@ -23,6 +23,9 @@ _CREATE, _DELETE, _GET, _LIST = (
 
 def run_checks(store: GcsStore, needs: Needs) -> list[Check]:
     """Each step runs only when the one before it passed (or was skipped)."""
+    if store.refusal is not None:  # the operator's settings do not allow it: nothing is sent
+        credentials = Check.failed("credentials", store.refusal)
+        return [credentials, *_skip_rest(("bucket", *_OBJECT_CHECKS), "credentials")]
     credentials = _credentials(store)
     if credentials.status is CheckStatus.FAILED:
         return [credentials, *_skip_rest(("bucket", *_OBJECT_CHECKS), "credentials")]
@@ -38,17 +41,13 @@ def _skip_rest(names: tuple[str, ...], failed: str) -> list[Check]:
 
 def _credentials(store: GcsStore) -> Check:
     if not isinstance(store.credentials, ServiceAccount):
-        if store.config.endpoint_url:
+        if emulator(store.config):
             return Check.skipped(
                 "credentials",
                 f"anonymous access to the emulator at {store.config.endpoint_url}: there is no "
                 "key to check; the write check proves access",
             )
-        return Check.failed(
-            "credentials",
-            "anonymous access only works with a storage emulator (set endpoint_url); for "
-            "Google Cloud Storage, use a service account's JSON key",
-        )
+        return Check.failed("credentials", ANONYMOUS_NEEDS_ENDPOINT)
     try:
         credentials = store.google_credentials()
     except DestinationError as exc:
@@ -68,6 +67,12 @@ def _credentials(store: GcsStore) -> Check:
                 f"cannot reach the token endpoint {token_uri} ({exc.__class__.__name__}): check "
                 "the network, proxy and firewall of the Spillway server",
             )
+        except Exception as exc:  # e.g. a 200 whose body is not a token (google-auth trips)
+            return Check.failed(
+                "credentials",
+                f"the token endpoint {token_uri} answered with something that is not an access "
+                f"token ({exc.__class__.__name__}): check the key's token_uri",
+            )
     return Check.passed("credentials", f"Google issued an access token to {store.who}")
 
 
@@ -85,7 +90,7 @@ def _bucket(store: GcsStore, needs: Needs) -> Check:
         )
     except DestinationError as exc:
         return Check.failed("bucket", str(exc))
-    except GOOGLE_ERRORS as exc:
+    except Exception as exc:  # a Google error, or an answer the SDK could not read
         return Check.failed("bucket", f"could not look up bucket {name}: {store.explain(exc)}")
 
     # A grant limited to the folder by an IAM condition does not show on the whole bucket, so

@@ -15,15 +15,49 @@ from pydantic import (
     Field,
     RootModel,
     SecretStr,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
 
+from spillway import netpolicy
 from spillway.destinations.base import Tenant
 from spillway.secrets import mask
 
 if TYPE_CHECKING:
     from spillway.destinations.gcs.store import GcsStore
+
+# Validation context of a destination read back from the database (registry.parse(stored=True)):
+# what the operator allows is checked when its store is built instead, so one the operator no
+# longer allows fails its runs with a terminal error rather than failing to load.
+STORED = "stored"
+
+
+def _stored(info: ValidationInfo) -> bool:
+    return bool((info.context or {}).get(STORED))
+
+
+def check_endpoint(url: str) -> str:
+    """endpoint_url: https on Google's storage domain, or an origin the operator lists."""
+    return netpolicy.current().check_endpoint(
+        url, field="endpoint_url", provider=netpolicy.GCS_DOMAINS
+    )
+
+
+def check_token_uri(url: str) -> str:
+    """A key's token_uri. The signed token request goes there: Google's token endpoint, or one
+    the operator lists (a test token server), never an address a caller picks."""
+    try:
+        return netpolicy.current().check_endpoint(
+            url.strip(), field="token_uri", provider=netpolicy.GOOGLE_TOKEN_DOMAINS
+        )
+    except netpolicy.Refused:
+        raise ValueError(
+            f"is not Google's token endpoint ({netpolicy.GOOGLE_TOKEN_URI}): paste the key file "
+            "exactly as the Cloud console downloaded it. Another token endpoint works only when "
+            f"the operator lists its origin in {netpolicy.SETTING}"
+        ) from None
+
 
 # Bucket names: 3-63 characters (up to 222 with dots, 63 per dot-separated part), lower-case
 # letters, digits, '-', '_' and '.', starting and ending with a letter or digit.
@@ -42,8 +76,22 @@ class GcsConfig(BaseModel):
         description="Project id used for requests; by default the service account key's.",
     )
     endpoint_url: str | None = Field(
-        default=None, description="A storage emulator's URL; leave empty for Google Cloud."
+        default=None,
+        description=(
+            "Leave empty for Google Cloud. Otherwise https on storage.googleapis.com, or a "
+            "storage emulator whose origin the operator lists in SPILLWAY_ALLOWED_ENDPOINTS."
+        ),
     )
+
+    @field_validator("endpoint_url")
+    @classmethod
+    def _endpoint(cls, value: str | None, info: ValidationInfo) -> str | None:
+        if value is None or not value.strip():
+            return None
+        if _stored(info):  # checked when its store is built (see refusal())
+            return value.strip()
+        # In the model, so `"force": true` cannot skip it.
+        return check_endpoint(value.strip())
 
     @model_validator(mode="after")
     def _check(self) -> GcsConfig:
@@ -71,10 +119,6 @@ class GcsConfig(BaseModel):
                 f"project {self.project!r} is not a project id (6-30 lower-case letters, digits "
                 "and '-', like acme-analytics; not the project's display name or number)"
             )
-        if self.endpoint_url is not None and not self.endpoint_url.startswith(
-            ("http://", "https://")
-        ):
-            raise ValueError("endpoint_url must start with http:// or https://")
         return self
 
 
@@ -135,9 +179,19 @@ class ServiceAccountKey(BaseModel):
 
     @field_validator("token_uri")
     @classmethod
-    def _token_uri(cls, value: str) -> str:
-        if not value.startswith(("https://", "http://")):
-            raise ValueError("must be a URL, normally https://oauth2.googleapis.com/token")
+    def _token_uri(cls, value: str, info: ValidationInfo) -> str:
+        if _stored(info):  # checked when its store is built (see refusal())
+            return value
+        return check_token_uri(value)
+
+    @field_validator("universe_domain")
+    @classmethod
+    def _universe(cls, value: str | None) -> str | None:
+        if value is not None and value != "googleapis.com":
+            raise ValueError(
+                f"is {value!r}: Spillway writes to Cloud Storage in the googleapis.com universe "
+                "only; use a key of a service account there"
+            )
         return value
 
 
@@ -166,7 +220,7 @@ class ServiceAccount(BaseModel):
 
 
 class Anonymous(BaseModel):
-    """No credentials: only for a storage emulator (``endpoint_url``)."""
+    """No credentials: only for a storage emulator at an allowed ``endpoint_url``."""
 
     model_config = ConfigDict(extra="forbid")
     mode: Literal["anonymous"] = "anonymous"
@@ -202,11 +256,52 @@ Config = GcsConfig
 Credentials = GcsCredentials
 
 
+ANONYMOUS_NEEDS_ENDPOINT = (
+    "anonymous access is only for a storage emulator: set config.endpoint_url to one the "
+    f"operator lists in {netpolicy.SETTING}, or use a service account's JSON key for Google "
+    "Cloud Storage"
+)
+
+
+def emulator(config: GcsConfig) -> bool:
+    """An endpoint the operator listed (Google's own domain is no emulator)."""
+    if config.endpoint_url is None:
+        return False
+    try:
+        return netpolicy.current().listed(netpolicy.origin_of(config.endpoint_url))
+    except netpolicy.Refused:
+        return False
+
+
+def admit(config: GcsConfig, credentials: GcsCredentials, tenant: Tenant | None) -> None:
+    """What neither model judges alone (registry.parse calls it): anonymous access is for a
+    storage emulator the operator lists, never for Google Cloud."""
+    if isinstance(credentials.root, Anonymous) and not emulator(config):
+        raise ValueError(ANONYMOUS_NEEDS_ENDPOINT)
+
+
+def refusal(config: GcsConfig, credentials: GcsCredentials) -> str | None:
+    """Why the operator's settings no longer allow a stored destination (None when they do)."""
+    try:
+        if config.endpoint_url is not None:
+            check_endpoint(config.endpoint_url)
+        if isinstance(credentials.root, ServiceAccount):
+            try:
+                check_token_uri(credentials.root.key_json.token_uri)
+            except ValueError as exc:
+                raise ValueError(f"the service account key's token_uri {exc}") from None
+        admit(config, credentials, None)
+    except ValueError as exc:
+        return f"this destination is no longer allowed on this server: {exc}"
+    return None
+
+
 def build(config: GcsConfig, credentials: GcsCredentials, tenant: Tenant) -> GcsStore:
-    """A store for the bucket (the SDK loads here; nothing talks to Google until used)."""
+    """A store for the bucket (the SDK loads here; nothing talks to Google until used). One the
+    operator's settings no longer allow refuses every call before connecting anywhere."""
     from spillway.destinations.gcs.store import GcsStore
 
-    return GcsStore(config, credentials.root)
+    return GcsStore(config, credentials.root, refusal=refusal(config, credentials))
 
 
 def public_credentials(credentials: GcsCredentials) -> dict[str, Any]:
@@ -223,4 +318,4 @@ def public_credentials(credentials: GcsCredentials) -> dict[str, Any]:
     return {"mode": value.mode}
 
 
-__all__ = ["Config", "Credentials", "build", "public_credentials"]
+__all__ = ["Config", "Credentials", "admit", "build", "public_credentials"]

@@ -24,7 +24,9 @@ from google.cloud.storage.exceptions import DataCorruption, InvalidResponse
 from google.cloud.storage.retry import DEFAULT_RETRY
 from google.oauth2 import service_account
 
+from spillway import netpolicy
 from spillway.destinations.base import (
+    VALIDATION_READ_TIMEOUT,
     Capabilities,
     Check,
     DestinationError,
@@ -33,6 +35,7 @@ from spillway.destinations.base import (
     ObjectWriter,
     PartBuffer,
     StoredObject,
+    is_validating,
 )
 from spillway.destinations.gcs.kind import Anonymous, GcsConfig, ServiceAccount
 from spillway.errors import TransientError
@@ -40,19 +43,35 @@ from spillway.secrets import mask
 
 # Resumable uploads take chunks in multiples of 256 KiB (all but the last).
 CHUNK_MULTIPLE = 256 * 1024
+_CRC32C = re.compile(r"^[A-Za-z0-9+/]{6}==$")
 # Objects only: read, write, list, delete. Never bucket or IAM administration.
 SCOPES = ("https://www.googleapis.com/auth/devstorage.read_write",)
 # The SDK's retry (5xx, 429, connection resets) kept short: the engine retries whole runs.
 RETRY: Retry = DEFAULT_RETRY.with_timeout(30.0)
 TIMEOUT = 60.0
 
-# Everything the SDK, google-auth and requests raise for a failed call (not programming errors).
+
+def _retry() -> Retry:
+    """The SDK's retry: none inside a validation (it should answer within seconds)."""
+    return DEFAULT_RETRY.with_timeout(0.0) if is_validating() else RETRY
+
+
+def _timeout() -> float:
+    """Per-call timeout: short inside a validation."""
+    return VALIDATION_READ_TIMEOUT if is_validating() else TIMEOUT
+
+
+# What the SDK raises when an answer is not what Cloud Storage sends (a server behind a custom
+# endpoint that is something else): its parsing trips over a body it cannot read.
+GARBLED_ERRORS: tuple[type[Exception], ...] = (ValueError, TypeError, AttributeError, KeyError)
+# Everything the SDK, google-auth and requests raise for a failed call.
 GOOGLE_ERRORS: tuple[type[Exception], ...] = (
     api_errors.GoogleAPIError,
     auth_errors.GoogleAuthError,
     requests.RequestException,
     InvalidResponse,
     DataCorruption,
+    *GARBLED_ERRORS,
 )
 # Failures worth another try within the same upload session.
 TRANSIENT_ERRORS: tuple[type[Exception], ...] = (
@@ -80,11 +99,25 @@ def _as_api_error(exc: BaseException) -> BaseException:
     return exc
 
 
+# What of a remote answer may appear in a message: short identifiers, never free text.
+_REASON = re.compile(r"^[A-Za-z][A-Za-z0-9_.-]{0,63}$")
+
+
+def _reason_of(exc: api_errors.GoogleAPICallError) -> str | None:
+    """The answer's machine-readable reason ('forbidden', 'notFound'…) when it has one."""
+    for error in exc.errors or ():
+        reason = error.get("reason") if isinstance(error, dict) else None
+        if isinstance(reason, str) and _REASON.match(reason):
+            return reason
+    return None
+
+
 def _detail(exc: api_errors.GoogleAPICallError) -> str:
-    message = (exc.message or "").strip()
-    if not message or message.endswith("unknown error"):
-        return str(exc.code or "")
-    return f"{exc.code}: {message}"
+    """HTTP status and reason code of a refused call. The answer's message is not repeated:
+    behind a custom endpoint it is whatever that server sent (an HTML page, a proxy's error)."""
+    code = f"HTTP {exc.code}" if isinstance(exc.code, int) else "no status"
+    reason = _reason_of(exc)
+    return f"{code} {reason}" if reason else code
 
 
 class GcsStore(ObjectStore):
@@ -93,10 +126,19 @@ class GcsStore(ObjectStore):
     kind = "gcs"
     capabilities = Capabilities(objects=True, streams=False, multipart=True)
 
-    def __init__(self, config: GcsConfig, credentials: ServiceAccount | Anonymous) -> None:
+    def __init__(
+        self,
+        config: GcsConfig,
+        credentials: ServiceAccount | Anonymous,
+        *,
+        refusal: str | None = None,
+    ) -> None:
         super().__init__(config.folder)
         self.config = config
         self.credentials = credentials
+        # Set when the operator's settings no longer allow this destination: every call fails
+        # with it before any connection is made.
+        self.refusal = refusal
         self._google_credentials: Any = None
         self._client: Any = None
         self._http: Any = None
@@ -117,8 +159,14 @@ class GcsStore(ObjectStore):
         """Where requests go."""
         return self.config.endpoint_url or "https://storage.googleapis.com"
 
+    def guard(self) -> None:
+        """Raise the refusal, if the operator's settings do not allow this destination."""
+        if self.refusal is not None:
+            raise DestinationError(self.refusal)
+
     def google_credentials(self) -> Any:
         """google-auth credentials; an unusable private key raises DestinationError."""
+        self.guard()
         if self._google_credentials is None:
             if isinstance(self.credentials, Anonymous):
                 self._google_credentials = AnonymousCredentials()  # type: ignore[no-untyped-call]
@@ -149,6 +197,7 @@ class GcsStore(ObjectStore):
     @property
     def client(self) -> Any:
         """The storage client (built on first use)."""
+        self.guard()
         if self._client is None:
             project = self.config.project
             if project is None and isinstance(self.credentials, ServiceAccount):
@@ -220,6 +269,11 @@ class GcsStore(ObjectStore):
             return f"Cloud Storage refused the request ({_detail(exc)})"
         if isinstance(exc, auth_errors.RefreshError):
             return f"could not get an access token for {self.who}: {refusal(exc)}"
+        if isinstance(exc, GARBLED_ERRORS):  # requests' JSONDecodeError, a garbled resource
+            return (
+                f"{self.endpoint} answered with something that is not a Cloud Storage answer "
+                "(not the expected JSON): check endpoint_url, or leave it empty for Google Cloud"
+            )
         if isinstance(exc, (auth_errors.TransportError, requests.RequestException)):
             return (
                 f"cannot reach {self.endpoint} ({exc.__class__.__name__}): check the network, "
@@ -230,7 +284,8 @@ class GcsStore(ObjectStore):
                 "the object Cloud Storage stored does not have the CRC32C checksum of the bytes "
                 "Spillway sent; it is written again when the run is retried"
             )
-        return f"{exc.__class__.__name__}: {exc}"
+        # Never str(exc): for some errors it holds the answer's body.
+        return f"the Cloud Storage call failed ({exc.__class__.__name__})"
 
     def classify(self, exc: BaseException) -> Exception:
         """Transient (the engine retries later) or terminal (a person must act)."""
@@ -255,18 +310,21 @@ class GcsStore(ObjectStore):
     def open_object(
         self, key: str, *, content_type: str = "application/octet-stream"
     ) -> ObjectWriter:
+        self.guard()
         return GcsWriter(self, key, content_type)
 
     def read_object(self, key: str) -> bytes:
         try:
-            return bytes(self.bucket().blob(key).download_as_bytes(retry=RETRY, timeout=TIMEOUT))
+            return bytes(
+                self.bucket().blob(key).download_as_bytes(retry=_retry(), timeout=_timeout())
+            )
         except GOOGLE_ERRORS as exc:
             raise self.classify(exc) from exc
 
     def list_objects(self, prefix: str) -> list[str]:
         try:
             blobs = self.client.list_blobs(
-                self.config.bucket, prefix=prefix, retry=RETRY, timeout=TIMEOUT
+                self.config.bucket, prefix=prefix, retry=_retry(), timeout=_timeout()
             )
             return sorted(str(blob.name) for blob in blobs)
         except GOOGLE_ERRORS as exc:
@@ -274,7 +332,7 @@ class GcsStore(ObjectStore):
 
     def delete_object(self, key: str) -> None:
         try:
-            self.bucket().blob(key).delete(retry=RETRY, timeout=TIMEOUT)
+            self.bucket().blob(key).delete(retry=_retry(), timeout=_timeout())
         except api_errors.NotFound:
             return
         except GOOGLE_ERRORS as exc:
@@ -286,24 +344,60 @@ class GcsStore(ObjectStore):
         return run_checks(self, needs)
 
 
+# Google's token endpoint's known refusals: (words in its answer, what Spillway says, the fix).
+# Only these fixed phrases reach a message; the answer's own text never does.
+_REFUSALS = (
+    (
+        "invalid jwt signature",
+        "Invalid JWT Signature",
+        "the key was deleted or disabled in the Cloud console, or its private_key does not "
+        "belong to its private_key_id: create a new JSON key",
+    ),
+    (
+        "short-lived token",
+        "the token request's time is out of range",
+        "the Spillway server's clock is off: synchronise it (NTP)",
+    ),
+    (
+        "not a valid email",
+        "unknown service account",
+        "the service account does not exist (was it deleted?): check client_email",
+    ),
+    (
+        "not found",
+        "unknown service account",
+        "the service account does not exist (was it deleted?): check client_email",
+    ),
+    (
+        "disabled",
+        "account disabled",
+        "the service account is disabled: enable it in IAM & Admin → Service accounts",
+    ),
+)
+
+
 def refusal(exc: auth_errors.RefreshError) -> str:
-    """Google's token endpoint's answer, with the likely cause."""
-    text = str(exc.args[0]) if exc.args else str(exc)
-    lowered = text.lower()
-    if "invalid jwt signature" in lowered:
-        cause = (
-            "the key was deleted or disabled in the Cloud console, or its private_key does not "
-            "belong to its private_key_id: create a new JSON key"
+    """Why the token endpoint refused, in Spillway's words, with the likely fix.
+
+    google-auth puts the endpoint's answer into the error (the whole body when it is not
+    JSON); only the OAuth error code, when it is one, is repeated from it.
+    """
+    data = next((arg for arg in exc.args[1:] if isinstance(arg, dict)), None)
+    code = data.get("error") if data is not None else None
+    shown_code = code if isinstance(code, str) and _REASON.match(code) else None
+    description = data.get("error_description") if data is not None else None
+    lowered = f"{code} {description}".lower() if data is not None else ""
+    if data is None:
+        return (
+            "the token endpoint did not answer like Google's (no OAuth error in JSON); check "
+            "the key's token_uri, and the network, proxy and firewall of the Spillway server"
         )
-    elif "short-lived token" in lowered or "iat" in lowered:
-        cause = "the Spillway server's clock is off: synchronise it (NTP)"
-    elif "not found" in lowered or "not a valid email" in lowered:
-        cause = "the service account does not exist (was it deleted?): check client_email"
-    elif "disabled" in lowered:
-        cause = "the service account is disabled: enable it in IAM & Admin → Service accounts"
-    else:
-        cause = "check that the key and its service account still exist and are enabled"
-    return f"{text} ({cause})"
+    for words, said, cause in _REFUSALS:
+        if words in lowered:
+            label = f"{shown_code}: {said}" if shown_code else said
+            return f"{label} ({cause})"
+    label = shown_code or "no error code"
+    return f"{label} (check that the key and its service account still exist and are enabled)"
 
 
 class GcsWriter(ObjectWriter):
@@ -350,8 +444,8 @@ class GcsWriter(ObjectWriter):
                 data,
                 content_type=self._content_type,
                 checksum="crc32c",  # the SDK compares it with the stored object's
-                retry=RETRY,
-                timeout=TIMEOUT,
+                retry=_retry(),
+                timeout=_timeout(),
             )
         except GOOGLE_ERRORS as exc:
             raise self._store.classify(exc) from exc
@@ -361,12 +455,25 @@ class GcsWriter(ObjectWriter):
         if self._session is None:
             blob = self._store.bucket().blob(self.key)
             try:
-                self._session = blob.create_resumable_upload_session(
-                    content_type=self._content_type, checksum=None, retry=RETRY, timeout=TIMEOUT
+                session = blob.create_resumable_upload_session(
+                    content_type=self._content_type,
+                    checksum=None,
+                    retry=_retry(),
+                    timeout=_timeout(),
                 )
             except GOOGLE_ERRORS as exc:
                 raise self._store.classify(exc) from exc
-        assert self._session is not None
+            # The session's URL comes from the server's answer; the authorised session sends
+            # the access token there, so it must be as allowed as the endpoint itself.
+            try:
+                netpolicy.current().check_endpoint(
+                    str(session), field="upload session URL", provider=netpolicy.GCS_DOMAINS
+                )
+            except netpolicy.Refused as exc:
+                raise DestinationError(
+                    f"{self._store.endpoint} handed out an upload session elsewhere: {exc}"
+                ) from None
+            self._session = str(session)
         return self._session
 
     def _send(self, data: bytes, *, last: bool) -> dict[str, Any]:
@@ -426,13 +533,15 @@ class GcsWriter(ObjectWriter):
         self, session: str, body: bytes, headers: dict[str, str]
     ) -> dict[str, Any] | None:
         """One request to the session: the stored object's resource once it is complete."""
-        response = self._store.http.put(session, data=body, headers=headers, timeout=TIMEOUT)
+        response = self._store.http.put(session, data=body, headers=headers, timeout=_timeout())
         if response.status_code == 308:  # incomplete; Range says what Cloud Storage holds
             confirmed = re.fullmatch(r"bytes=0-(\d+)", response.headers.get("Range", ""))
             self._offset = int(confirmed.group(1)) + 1 if confirmed else 0
             return None
         if response.status_code in (200, 201):
-            resource: dict[str, Any] = response.json()
+            resource = response.json()  # a ValueError when it is not JSON: explained as such
+            if not isinstance(resource, dict):
+                raise DestinationError(self._store.explain(ValueError()))
             return resource
         raise api_errors.from_http_response(response)  # type: ignore[no-untyped-call]
 
@@ -443,11 +552,18 @@ class GcsWriter(ObjectWriter):
         """The stored object must have the size and CRC32C of the bytes Spillway sent."""
         sent = self._crc32c_b64()
         size, crc32c = resource.get("size"), resource.get("crc32c")
-        if (size is not None and int(size) != self.size) or (crc32c and crc32c != sent):
+        try:
+            stored_size = None if size is None else int(size)
+        except (TypeError, ValueError):
+            stored_size = -1
+        if (stored_size is not None and stored_size != self.size) or (crc32c and crc32c != sent):
+            # The server's own values are shown only when they have the expected shape.
+            shown_size = stored_size if stored_size is not None and stored_size >= 0 else "?"
+            shown_crc = crc32c if isinstance(crc32c, str) and _CRC32C.match(crc32c) else "?"
             raise TransientError(
-                f"Cloud Storage stored {self.key} with {size} bytes and CRC32C {crc32c}, but "
-                f"Spillway sent {self.size} bytes with CRC32C {sent}; it is written again when "
-                "the run is retried"
+                f"Cloud Storage stored {self.key} with {shown_size} bytes and CRC32C "
+                f"{shown_crc}, but Spillway sent {self.size} bytes with CRC32C {sent}; it is "
+                "written again when the run is retried"
             )
 
     def _cancel(self) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from spillway.destinations.aws import service_identity
 from spillway.destinations.aws.config import CredentialsInput, public_credentials
 from spillway.destinations.base import Tenant
 from spillway.destinations.kinesis.config import KinesisConfig as Config
@@ -14,11 +15,27 @@ if TYPE_CHECKING:
 Credentials = CredentialsInput
 
 
+def _refusal(config: Config, credentials: CredentialsInput, tenant: Tenant | None) -> str | None:
+    return service_identity.refusal(
+        credentials.value, config.endpoint_url, tenant, config.what, (config.target,)
+    )
+
+
+def admit(config: Config, credentials: CredentialsInput, tenant: Tenant | None) -> None:
+    """Refuse what the operator does not allow this project (service_identity mode)."""
+    problem = _refusal(config, credentials, tenant)
+    if problem:
+        raise ValueError(problem)
+
+
 def build(config: Config, credentials: CredentialsInput, tenant: Tenant) -> KinesisStream:
-    """A record stream into the Kinesis data stream, authenticating as configured."""
+    """A record stream into the Kinesis data stream, authenticating as configured; one the operator
+    no longer allows fails every call with a DestinationError (nothing is sent)."""
     from spillway.destinations.kinesis.stream import KinesisStream
 
-    return KinesisStream(config, credentials.value, tenant.external_id)
+    return KinesisStream(
+        config, credentials.value, tenant.external_id, refusal=_refusal(config, credentials, tenant)
+    )
 
 
-__all__ = ["Config", "Credentials", "build", "public_credentials"]
+__all__ = ["Config", "Credentials", "admit", "build", "public_credentials"]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from spillway.destinations.aws.client import answer_part
 from spillway.destinations.aws.stream import AwsRecordStream, Description
 from spillway.destinations.base import KINESIS_LIMITS, StreamRecord
 from spillway.destinations.kinesis.config import KinesisConfig
@@ -33,7 +34,8 @@ class KinesisStream(AwsRecordStream):
         return list(response.get("Records", []))
 
     def _describe(self) -> Description:
-        found = self.client.describe_stream_summary(**self._target())["StreamDescriptionSummary"]
+        answer = self.client.describe_stream_summary(**self._target())
+        found = answer_part(answer, "StreamDescriptionSummary")
         mode = found.get("StreamModeDetails", {}).get("StreamMode", "PROVISIONED")
         summary = f"{found.get('OpenShardCount', '?')} open shards, {mode.lower()} mode"
         if found.get("EncryptionType") == "KMS":

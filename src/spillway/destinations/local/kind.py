@@ -1,4 +1,4 @@
-"""Registry entry of the local folder kind."""
+"""Registry entry of the local folder kind (only when the operator sets SPILLWAY_LOCAL_ROOT)."""
 
 from __future__ import annotations
 
@@ -7,12 +7,31 @@ from typing import Any
 from spillway.destinations.base import Tenant
 from spillway.destinations.local.store import LocalConfig as Config
 from spillway.destinations.local.store import LocalCredentials as Credentials
-from spillway.destinations.local.store import LocalStore
+from spillway.destinations.local.store import LocalStore, directory_of
+from spillway.errors import InputError
+
+
+def admit(config: Config, credentials: Credentials, tenant: Tenant | None) -> None:
+    """Where the directory really is (registry.parse calls this for a destination being
+    configured, so ``force`` cannot skip it): inside the project's own folder, symlinks
+    resolved, or a 422 naming ``config.path``."""
+    if tenant is None:
+        return  # judged when the store is built
+    try:
+        directory_of(config, tenant)
+    except ValueError as exc:
+        raise InputError(f"config.path: {exc}", status_code=422) from None
 
 
 def build(config: Config, credentials: Credentials, tenant: Tenant) -> LocalStore:
-    """A store writing files below ``config.path``."""
-    return LocalStore(config)
+    """A store writing files below ``config.path`` inside the project's folder. One the
+    operator's settings do not allow (local folders turned off, a path outside the project's
+    folder) refuses every call with a terminal error saying what to change."""
+    try:
+        project, root = directory_of(config, tenant)
+    except ValueError as exc:
+        return LocalStore(config, tenant, refusal=f"this destination cannot write here: {exc}")
+    return LocalStore(config, tenant, project=project, root=root)
 
 
 def public_credentials(credentials: Credentials) -> dict[str, Any]:
@@ -20,4 +39,4 @@ def public_credentials(credentials: Credentials) -> dict[str, Any]:
     return {"mode": credentials.mode}
 
 
-__all__ = ["Config", "Credentials", "build", "public_credentials"]
+__all__ = ["Config", "Credentials", "admit", "build", "public_credentials"]

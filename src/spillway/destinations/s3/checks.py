@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import re
+
 from spillway.destinations.aws.client import Failure, error_code
+from spillway.destinations.aws.config import REGION_PATTERN
 from spillway.destinations.aws.identity import after_identity, identity_checks, skip_rest
 from spillway.destinations.base import Check, CheckStatus, Needs, object_checks
 from spillway.destinations.s3.client import explain
 from spillway.destinations.s3.store import S3Store
 
 _LATER = ("write", "read", "list", "delete", "encryption")
+_REGION = re.compile(REGION_PATTERN.strip("^$"))
 
 
 def run_checks(store: S3Store, needs: Needs) -> list[Check]:
@@ -56,7 +60,7 @@ def _bucket(store: S3Store) -> Check:
             "bucket", f"could not reach bucket {config.bucket}: {explain(exc, config)}"
         )
     region = response.get("ResponseMetadata", {}).get("HTTPHeaders", {}).get("x-amz-bucket-region")
-    if region and region != config.region:
+    if region and region != config.region and _REGION.fullmatch(region):  # a region, nothing else
         return Check.failed(
             "bucket", f"bucket {config.bucket} is in {region}, not {config.region}: set its region"
         )

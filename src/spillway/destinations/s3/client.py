@@ -50,9 +50,17 @@ def classify(exc: BaseException, config: S3Config) -> Exception:
     return aws.classify(exc, explain(exc, config))
 
 
-def auth_for(config: S3Config, credentials: Any, external_id: str) -> AwsAuth:
+def auth_for(
+    config: S3Config, credentials: Any, external_id: str, refusal: str | None = None
+) -> AwsAuth:
     """How a destination reaches AWS, with the bucket's region and endpoint."""
-    return AwsAuth(credentials, external_id, region=config.region, endpoint_url=config.endpoint_url)
+    return AwsAuth(
+        credentials,
+        external_id,
+        region=config.region,
+        endpoint_url=config.endpoint_url,
+        refusal=refusal,
+    )
 
 
 def s3_client(auth: AwsAuth) -> Any:

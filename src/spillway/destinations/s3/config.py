@@ -5,13 +5,14 @@ from __future__ import annotations
 import re
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, model_validator
 
 from spillway.destinations.aws.config import (
     REGION_PATTERN,
     AccessKey,
     AssumeRole,
     CredentialsInput,
+    EndpointUrl,
     ServiceIdentity,
     check_endpoint_url,
     parse_credentials_csv,
@@ -28,8 +29,10 @@ class S3Config(BaseModel):
     bucket: str = Field(description="Bucket name, e.g. acme-exports.")
     folder: str = Field(default="", description="Folder path, no leading or trailing slash.")
     region: str = Field(default="us-east-1", pattern=REGION_PATTERN)
-    endpoint_url: str | None = Field(
-        default=None, description="For S3-compatible services; leave empty for AWS."
+    endpoint_url: EndpointUrl = Field(
+        default=None,
+        description="Leave empty for AWS. An S3-compatible service must be an origin the "
+        "operator lists in SPILLWAY_ALLOWED_ENDPOINTS (or https on an AWS domain).",
     )
     sse: Literal["none", "AES256", "aws:kms"] = Field(
         default="AES256", description="Server-side encryption of every object."
@@ -37,7 +40,7 @@ class S3Config(BaseModel):
     kms_key_arn: str | None = Field(default=None, description="Key for sse = aws:kms.")
 
     @model_validator(mode="after")
-    def _check(self) -> S3Config:
+    def _check(self, info: ValidationInfo) -> S3Config:
         if not _BUCKET.match(self.bucket) or ".." in self.bucket:
             raise ValueError(
                 f"bucket {self.bucket!r} is not a valid S3 bucket name (3-63 lower-case letters, "
@@ -55,7 +58,7 @@ class S3Config(BaseModel):
                 )
         elif self.kms_key_arn:
             raise ValueError("kms_key_arn is only used with sse aws:kms")
-        check_endpoint_url(self.endpoint_url)
+        check_endpoint_url(self.endpoint_url, info)
         return self
 
 

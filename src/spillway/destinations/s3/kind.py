@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from spillway.destinations.aws import service_identity
 from spillway.destinations.aws.config import CredentialsInput, public_credentials
 from spillway.destinations.base import Tenant
 from spillway.destinations.s3.config import S3Config as Config
@@ -10,9 +11,25 @@ from spillway.destinations.s3.store import S3Store
 Credentials = CredentialsInput
 
 
+def _refusal(config: Config, credentials: CredentialsInput, tenant: Tenant | None) -> str | None:
+    return service_identity.refusal(
+        credentials.value, config.endpoint_url, tenant, "bucket", (config.bucket,)
+    )
+
+
+def admit(config: Config, credentials: CredentialsInput, tenant: Tenant | None) -> None:
+    """Refuse what the operator does not allow this project (service_identity mode)."""
+    problem = _refusal(config, credentials, tenant)
+    if problem:
+        raise ValueError(problem)
+
+
 def build(config: Config, credentials: CredentialsInput, tenant: Tenant) -> S3Store:
-    """A store for the bucket, authenticating as configured."""
-    return S3Store(config, credentials.value, tenant.external_id)
+    """A store for the bucket, authenticating as configured; one the operator no longer allows
+    fails every call with a DestinationError (nothing is sent)."""
+    return S3Store(
+        config, credentials.value, tenant.external_id, refusal=_refusal(config, credentials, tenant)
+    )
 
 
-__all__ = ["Config", "Credentials", "build", "public_credentials"]
+__all__ = ["Config", "Credentials", "admit", "build", "public_credentials"]

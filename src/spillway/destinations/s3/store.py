@@ -11,6 +11,7 @@ from typing import Any
 
 import boto3
 import botocore.exceptions
+from botocore.parsers import ResponseParserError
 
 from spillway.destinations.base import (
     Capabilities,
@@ -25,7 +26,8 @@ from spillway.destinations.s3.client import auth_for, classify, s3_client
 from spillway.destinations.s3.config import S3Config
 
 ClientError = botocore.exceptions.ClientError
-BotoError = botocore.exceptions.BotoCoreError
+# The transport's errors and answers that are not S3's (ResponseParserError among them).
+BotoError = (botocore.exceptions.BotoCoreError, ResponseParserError)
 
 
 class S3Writer(ObjectWriter):
@@ -64,7 +66,7 @@ class S3Writer(ObjectWriter):
                 Body=data,
                 ChecksumAlgorithm="CRC32",
             )
-        except (ClientError, BotoError) as exc:
+        except (ClientError, *BotoError) as exc:
             raise classify(exc, store.config) from exc
         self._parts.append(
             {
@@ -98,7 +100,7 @@ class S3Writer(ObjectWriter):
                     MultipartUpload={"Parts": self._parts},
                 )
                 parts = len(self._parts)
-        except (ClientError, BotoError) as exc:
+        except (ClientError, *BotoError) as exc:
             self._abort()
             raise classify(exc, store.config) from exc
         self._abort_stale_uploads()
@@ -121,7 +123,7 @@ class S3Writer(ObjectWriter):
         lifecycle rule for incomplete uploads is left to do it.
         """
         store = self._store
-        with contextlib.suppress(ClientError, BotoError):
+        with contextlib.suppress(ClientError, *BotoError):
             listed = store.client.list_multipart_uploads(
                 Bucket=store.config.bucket, Prefix=self.key
             )
@@ -135,7 +137,7 @@ class S3Writer(ObjectWriter):
         if self._upload_id is not None:
             upload_id, self._upload_id = self._upload_id, None
             # On failure a lifecycle rule for incomplete uploads removes it; nothing is visible.
-            with contextlib.suppress(ClientError, BotoError):
+            with contextlib.suppress(ClientError, *BotoError):
                 self._store.client.abort_multipart_upload(
                     Bucket=self._store.config.bucket, Key=self.key, UploadId=upload_id
                 )
@@ -147,12 +149,19 @@ class S3Store(ObjectStore):
     kind = "s3"
     capabilities = Capabilities(objects=True, streams=False, multipart=True)
 
-    def __init__(self, config: S3Config, credentials: Any, external_id: str) -> None:
+    def __init__(
+        self,
+        config: S3Config,
+        credentials: Any,
+        external_id: str,
+        *,
+        refusal: str | None = None,
+    ) -> None:
         super().__init__(config.folder)
         self.config = config
         self.credentials = credentials
         self.external_id = external_id
-        self.auth = auth_for(config, credentials, external_id)
+        self.auth = auth_for(config, credentials, external_id, refusal)
         self._client: Any = None
         self.last_commit: StoredObject | None = None
 
@@ -186,7 +195,7 @@ class S3Store(ObjectStore):
         try:
             body = self.client.get_object(Bucket=self.config.bucket, Key=key)["Body"]
             return bytes(body.read())
-        except (ClientError, BotoError) as exc:
+        except (ClientError, *BotoError) as exc:
             raise classify(exc, self.config) from exc
 
     def list_objects(self, prefix: str) -> list[str]:
@@ -195,14 +204,14 @@ class S3Store(ObjectStore):
             paginator = self.client.get_paginator("list_objects_v2")
             for page in paginator.paginate(Bucket=self.config.bucket, Prefix=prefix):
                 keys.extend(item["Key"] for item in page.get("Contents", []))
-        except (ClientError, BotoError) as exc:
+        except (ClientError, *BotoError) as exc:
             raise classify(exc, self.config) from exc
         return sorted(keys)
 
     def delete_object(self, key: str) -> None:
         try:
             self.client.delete_object(Bucket=self.config.bucket, Key=key)
-        except (ClientError, BotoError) as exc:
+        except (ClientError, *BotoError) as exc:
             raise classify(exc, self.config) from exc
 
     def validate(self, needs: Needs) -> list[Check]:
