@@ -295,7 +295,7 @@ def throughput(
         Selection(settings["user_attributes"], settings["device_attributes"]),
     )
     with engine.connect() as conn:
-        rows = sq.rows_after(conn, project.id, cursor, count, None)
+        rows, _ = sq.rows_after(conn, project.id, cursor, count, None)
     records = [{"Data": encoder.encode(row), "PartitionKey": row.uid} for row in rows]
     del rows
     raw = raw_puts(mp, records)

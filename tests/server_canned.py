@@ -73,9 +73,10 @@ class _Handler(BaseHTTPRequestHandler):
 
 
 @contextmanager
-def canned_server(**answer: Any) -> Iterator[Canned]:
-    """Start the server on a free loopback port; yield its :class:`Canned`; stop it."""
-    server = _Server(("127.0.0.1", 0), _Handler)
+def canned_server(*, port: int = 0, **answer: Any) -> Iterator[Canned]:
+    """Start the server on a loopback port (a free one unless given); yield its
+    :class:`Canned`; stop it."""
+    server = _Server(("127.0.0.1", port), _Handler)
     canned = Canned(f"http://127.0.0.1:{server.server_address[1]}", **answer)
     server.canned = canned
     thread = threading.Thread(target=server.serve_forever, daemon=True)

@@ -1,14 +1,16 @@
-"""The ``spillway`` command: serve, worker, admin, demo."""
+"""The ``spillway`` command: serve, worker, admin, demo, destinations, exports."""
 
 from __future__ import annotations
 
 import gc
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import orjson
 import typer
 
+from spillway.cli_common import missing_project, where
 from spillway.cli_destinations import app as destinations_app
+from spillway.cli_exports import app as exports_app
 from spillway.settings import Settings
 
 if TYPE_CHECKING:  # the CLI imports heavy modules lazily so `spillway --help` stays fast
@@ -26,6 +28,7 @@ app = typer.Typer(
 admin = typer.Typer(help="Projects, integration keys and the database.", no_args_is_help=True)
 app.add_typer(admin, name="admin")
 app.add_typer(destinations_app, name="destinations")
+app.add_typer(exports_app, name="exports")
 
 
 def _settings() -> Settings:
@@ -218,6 +221,8 @@ def create_key(
     try:
         issued = create(engine, SecretBox(settings.service_key()), project, wanted, name)
     except InputError as exc:
+        if exc.status_code == 404:  # say which database has no such project
+            raise _fail(missing_project(project, settings)) from None
         raise _fail(str(exc)) from None
     out = {
         "project_id": issued.project_id,
@@ -240,13 +245,81 @@ def revoke_key(key_id: Annotated[str, typer.Argument(help="The key id to revoke.
     from spillway.store import projects as q
     from spillway.store.db import create_engine, migrate
 
-    engine = create_engine(_settings().resolved_database_url)
+    settings = _settings()
+    engine = create_engine(settings.resolved_database_url)
     migrate(engine)
     with engine.connect().execution_options(write=True) as conn, conn.begin():
         if not q.revoke_key(conn, key_id):
-            raise _fail(f"no live key {key_id!r}")
+            raise _fail(f"no live key {key_id!r} in {where(settings)}")
         q.record_audit(conn, actor="cli", action="key.revoke", target=key_id)
     typer.echo(f"key {key_id} revoked")
+
+
+@admin.command("list-projects")
+def list_projects(
+    json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Every project: id, name, External ID, when it was created."""
+    from spillway.cli_common import when
+    from spillway.store import projects as q
+    from spillway.store.db import create_engine, migrate
+
+    settings = _settings()
+    engine = create_engine(settings.resolved_database_url)
+    migrate(engine)
+    with engine.connect() as conn:
+        rows = q.list_projects(conn)
+    found: list[dict[str, Any]] = [
+        {
+            "project_id": row.app_id,
+            "name": row.name,
+            "external_id": row.external_id,
+            "created_at": row.created_at,
+        }
+        for row in rows
+    ]
+    if json:
+        typer.echo(orjson.dumps({"projects": found}).decode())
+        return
+    if not found:
+        typer.echo(f"no projects in {where(settings)}")
+    for item in found:
+        typer.echo(
+            f"{item['project_id']}  {item['name']}  {item['external_id']}  "
+            f"created {when(item['created_at'])}"
+        )
+
+
+@admin.command("list-keys")
+def list_keys(
+    project: Annotated[str, typer.Argument(help="Project name or id.")],
+    json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """A project's integration keys: id, scope, label, created, revoked. Never a secret."""
+    from spillway.cli_common import when
+    from spillway.store import projects as q
+    from spillway.store.db import create_engine, migrate
+
+    settings = _settings()
+    engine = create_engine(settings.resolved_database_url)
+    migrate(engine)
+    with engine.connect() as conn:
+        row = q.project_by_ref(conn, project)
+        keys = [] if row is None else q.list_keys(conn, row.id)
+    if row is None:
+        raise _fail(missing_project(project, settings))
+    if json:
+        typer.echo(orjson.dumps({"project_id": row.app_id, "keys": keys}).decode())
+        return
+    if not keys:
+        typer.echo(f"no keys for project {row.name!r}")
+    for key in keys:
+        state = f"revoked {when(key['revoked_at'])}" if key["revoked_at"] else "live"
+        label = f"  {key['name']}" if key["name"] else ""
+        typer.echo(
+            f"{key['key_id']}  {key['scope']:<6} {state:<30} created {when(key['created_at'])}"
+            f"{label}"
+        )
 
 
 @app.command()

@@ -20,20 +20,13 @@ ProjectOpt = Annotated[str, typer.Option("--project", "-p", help="Project name o
 
 
 def _open(project: str) -> tuple[Engine, SecretBox, int]:
+    from spillway.cli_common import find_project, open_database, settings
     from spillway.secrets import SecretBox
-    from spillway.settings import Settings
-    from spillway.store.db import create_engine, migrate
-    from spillway.store.projects import project_by_ref
 
-    settings = Settings()
-    engine = create_engine(settings.resolved_database_url)
-    migrate(engine)
-    with engine.connect() as conn:
-        row = project_by_ref(conn, project)
-    if row is None:
-        typer.secho(f"error: no project named or with id {project!r}", fg="red", err=True)
-        raise typer.Exit(1)
-    return engine, SecretBox(settings.service_key()), row.id
+    current = settings()
+    engine = open_database(current)
+    row = find_project(engine, project, current)  # or exit 1 naming the database looked in
+    return engine, SecretBox(current.service_key()), row.id
 
 
 def _json_arg(value: str | None, what: str) -> dict[str, Any]:
@@ -76,7 +69,12 @@ def _run(action: Any) -> Any:
         typer.secho(f"error: {exc}", fg="red", err=True)
         raise typer.Exit(1) from None
     except InputError as exc:
-        typer.secho(f"error: {exc}", fg="red", err=True)
+        message = str(exc)
+        if exc.status_code == 404:  # say where it looked: the usual cause is another data dir
+            from spillway.cli_common import settings, where
+
+            message += f" (looked in {where(settings())})"
+        typer.secho(f"error: {message}", fg="red", err=True)
         raise typer.Exit(1) from None
 
 

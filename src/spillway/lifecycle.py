@@ -218,7 +218,8 @@ def parsed_of(box: SecretBox, row: dict[str, Any]) -> registry.Parsed:
         credentials = box.open_json(row["credentials_sealed"], context=row["id"].encode())
     except SecretUnreadable as exc:
         raise CredentialsUnreadable(row["id"]) from exc
-    assert isinstance(credentials, dict)
+    if not isinstance(credentials, dict):  # opened, but not what was sealed: damaged
+        raise CredentialsUnreadable(row["id"])
     return registry.parse(row["kind"], row["config"], credentials, stored=True)
 
 
@@ -377,6 +378,16 @@ def delete(engine: Engine, actor: Actor, destination_id: str) -> list[dict[str, 
     return [{"id": e["id"], "name": e["name"], "status": "disabled"} for e in using]
 
 
+def status_reason(row: dict[str, Any]) -> str | None:
+    """Why a destination is ``failing``: the failed checks of its last validation, or what an
+    export found (credentials refused), recorded the same way. None when it is not failing."""
+    if row["status"] != "failing":
+        return None
+    checks = (row["last_validation"] or {}).get("checks") or []
+    failed = [c for c in checks if c.get("status") == "failed"]
+    return "; ".join(f"{c['name']}: {c['message']}" for c in failed) or None
+
+
 def public(row: dict[str, Any]) -> dict[str, Any]:
     """A destination as the API shows it: masked credentials, never a secret."""
     return {
@@ -387,6 +398,7 @@ def public(row: dict[str, Any]) -> dict[str, Any]:
         "credentials": row["credentials_public"],
         "features": row["features"],
         "status": row["status"],
+        "status_reason": status_reason(row),
         "credentials_version": row["credentials_version"],
         "last_validation": row["last_validation"],
         "created_at": row["created_at"],

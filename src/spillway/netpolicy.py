@@ -184,8 +184,12 @@ class Policy:
             f"provider's own endpoint, or {self._hint()}"
         )
 
-    def check_webhook(self, url: str, *, field: str = "webhook_url") -> str:
-        """A webhook: a listed origin, or https to a host with public addresses only."""
+    def check_webhook(self, url: str, *, field: str = "webhook_url", resolve: bool = True) -> str:
+        """A webhook: a listed origin, or https to a host with public addresses only.
+
+        ``resolve=False`` skips looking the host name up (what may block for seconds): for
+        request models, parsed on the event loop; the full check then runs off the loop.
+        """
         origin = origin_of(url, field)
         if self.listed(origin):
             return url
@@ -201,6 +205,8 @@ class Policy:
                     f"{field} points at {literal}, a non-public address; webhooks go to public "
                     f"https addresses, or {self._hint()}"
                 )
+            return url
+        if not resolve:
             return url
         try:
             addresses = _resolve(origin.host, origin.port)

@@ -235,16 +235,17 @@ def test_local_destinations_stay_inside_the_projects_own_folder(
     assert list(outside.iterdir()) == []
     assert list((root / theirs.project_id).iterdir()) == []
 
-    # Inside its own folder it works, and the validation object lands there.
+    # Inside its own folder it works, and the validation object lands there (then goes: it is
+    # deleted whenever the store allows; its folder stays).
     answer = post(
         server, mine.write_token, DESTINATIONS, {**body, "config": {"path": "exports/daily"}}
     )
     assert answer.status_code == 201, answer.text
-    assert list((root / mine.project_id / "exports" / "daily").rglob("test-*.txt"))
+    assert list((root / mine.project_id / "exports" / "daily").rglob("spillway-validation"))
     # The same relative path of another project is that project's own folder.
     answer = post(
         server, theirs.write_token, DESTINATIONS, {**body, "config": {"path": "exports/daily"}}
     )
     assert answer.status_code == 201, answer.text
-    assert list((root / theirs.project_id / "exports" / "daily").rglob("test-*.txt"))
+    assert list((root / theirs.project_id / "exports" / "daily").rglob("spillway-validation"))
     assert list(outside.iterdir()) == []

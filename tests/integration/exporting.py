@@ -48,11 +48,17 @@ class Setup:
         body = exports.ExportIn(name=name, destination_id=self.destination["id"], **settings)
         return exports.create(self.engine, self.actor, body, now=int(self.clock.now * 1000))
 
-    def ingest(self, count: int, at: float | None = None) -> list[str]:
-        """Store ``count`` events received at ``at`` (default: the clock); their uuids."""
+    def ingest(
+        self, count: int, at: float | None = None, *, event_time: int | None = None
+    ) -> list[str]:
+        """Store ``count`` events received at ``at`` (default: the clock); their uuids.
+
+        Their ``event_time`` starts at ``event_time`` (default: the demo's, in 2025).
+        """
         self.seed += 1
         received = int((self.clock.now if at is None else at) * 1000)
-        raw = list(synthetic_events(count, seed=self.seed * 7919, users=50))
+        times = {} if event_time is None else {"start_time": event_time}
+        raw = list(synthetic_events(count, seed=self.seed * 7919, users=50, **times))
         judged = judge(raw, received, LIMITS)
         insert_events(self.engine, self.project_id, received, judged.rows)
         return [row[1] for row in judged.rows]

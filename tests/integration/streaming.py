@@ -105,10 +105,12 @@ class StreamSetup:
             event.update(overrides)
         return self.ingest_raw(raw)
 
-    def ingest_raw(self, raw: list[dict[str, Any]]) -> list[str]:
-        judged = judge(raw, int(time.time() * 1000), LIMITS)
+    def ingest_raw(self, raw: list[dict[str, Any]], received_ms: int | None = None) -> list[str]:
+        """Store ``raw`` as received at ``received_ms`` (default: now); their uuids."""
+        received = int(time.time() * 1000) if received_ms is None else received_ms
+        judged = judge(raw, received, LIMITS)
         assert not judged.rejected, judged.rejected
-        insert_events(self.engine, self.project_id, int(time.time() * 1000), judged.rows)
+        insert_events(self.engine, self.project_id, received, judged.rows)
         self.sent += [(row[4], row[1]) for row in judged.rows]
         return [row[1] for row in judged.rows]
 

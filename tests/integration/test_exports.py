@@ -80,16 +80,28 @@ def test_gzip_bytes_are_reproducible(engine: Engine, tmp_path: Path) -> None:
 def test_late_event_lands_in_the_next_run(engine: Engine, tmp_path: Path) -> None:
     s = make_setup(engine, tmp_path)
     s.export()
-    s.ingest(5, at=T0 + 100)
+    # Events that happened inside the first window and arrived at once.
+    on_time = s.ingest(5, at=T0 + 100, event_time=T0 + 90)
     s.clock.now = T0 + 901
     s.scheduler().tick()
-    # An event whose event_time is days old, ingested now: not lost, in the next file.
-    late = s.ingest(1, at=T0 + 1000)
+    # An event that happened three days before the first window (a phone back online),
+    # received after that window was delivered: not lost, in the next file, by ingest order.
+    happened = T0 - 3 * 86_400
+    late = s.ingest(1, at=T0 + 1000, event_time=happened)
     s.clock.now = T0 + 1801
     s.scheduler().tick()
     files = data_files(s.root)
-    assert len(files) == 2
-    assert [r["event"]["event_uuid"] for r in records(files[1])] == late
+    assert [p.name for p in files] == [
+        f"event_exports_{T0 + 900}.json.gz",
+        f"event_exports_{T0 + 1800}.json.gz",
+    ]
+    first = records(files[0])
+    assert [r["event"]["event_uuid"] for r in first] == on_time
+    assert all(T0 <= r["event"]["event_time"] < T0 + 900 for r in first)
+    [record] = records(files[1])
+    assert record["event"]["event_uuid"] == late[0]
+    assert record["event"]["event_time"] == happened  # its own time, older than both windows
+    assert record["export_day"] == "2026-11-23"  # the day it was delivered
 
 
 def test_split_runs_number_every_part(engine: Engine, tmp_path: Path) -> None:

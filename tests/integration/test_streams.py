@@ -86,6 +86,8 @@ def test_events_of_several_projects_share_one_stream(sqlite_engine: Engine, moto
 def test_pinpoint_record_format(setup: StreamSetup, moto: Moto) -> None:
     name = create_stream(moto, shards=1)
     setup.export(setup.destination("kinesis", {"stream": name}), record_format="pinpoint")
+    # Received a known moment after the event happened (event_time is 1_795_400_000 s).
+    received_ms = 1_795_400_000_000 + 3_600_000 + 123
     setup.ingest_raw(
         [
             {
@@ -96,7 +98,8 @@ def test_pinpoint_record_format(setup: StreamSetup, moto: Moto) -> None:
                 "user_attributes": {"plan": "pro"},
                 "device_attributes": {"platform": "ANDROID", "model": "Pixel 8"},
             }
-        ]
+        ],
+        received_ms=received_ms,
     )
     setup.drain(setup.delivery())
     [(key, data)] = read_stream(moto, name)
@@ -104,7 +107,9 @@ def test_pinpoint_record_format(setup: StreamSetup, moto: Moto) -> None:
     assert key == "user-7"
     assert record["event_type"] == "purchase"
     assert record["event_timestamp"] == 1_795_400_000_000
-    assert record["arrival_timestamp"] >= record["event_timestamp"] - 10**9
+    # Pinpoint's arrival_timestamp: when the server received the event, in epoch ms (neither
+    # the event's own time nor the moment of delivery).
+    assert record["arrival_timestamp"] == received_ms
     assert record["attributes"]["sku"] == "a-1" and record["metrics"] == {"price": 9.5}
     assert record["device"]["platform"]["name"] == "android"
     assert record["endpoint"]["User"] == {"UserId": "user-7", "UserAttributes": {"plan": ["pro"]}}

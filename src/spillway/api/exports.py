@@ -26,16 +26,23 @@ def _actor(principal: Principal) -> Actor:
 @router.post("", status_code=201, response_class=JSON)
 async def create(body: service.ExportIn, context: ContextDep, principal: WriteKey) -> JSON:
     """Create an export; the answer shows the exact path its files will get."""
-    row = await run_in_threadpool(service.create, context.engine, _actor(principal), body)
+    row = await run_in_threadpool(
+        service.create,
+        context.engine,
+        _actor(principal),
+        body,
+        retention_days=context.settings.retention_days,
+    )
     return JSON(service.public(context.engine, row), 201)
 
 
 @router.get("", response_class=JSON)
 def list_all(context: ContextDep, principal: ReadKey) -> dict[str, Any]:
-    """Every export of the project."""
+    """Every export of the project, each with its last run, last success and next run (read
+    in one statement for all of them)."""
     with context.engine.connect() as conn:
         rows = catalog.list_exports(conn, principal.project_id)
-    return {"exports": [service.public(context.engine, row) for row in rows]}
+    return {"exports": service.public_all(context.engine, rows)}
 
 
 @router.get("/{export_id}", response_class=JSON)
@@ -88,8 +95,8 @@ def runs(
     principal: ReadKey,
     limit: int = Query(default=100, ge=1, le=1000),
 ) -> dict[str, Any]:
-    """Run history, newest first."""
-    service.get(context.engine, principal.project_id, export_id)
+    """Run history, newest first (a deleted export's too)."""
+    service.get_with_history(context.engine, principal.project_id, export_id)
     with context.engine.connect() as conn:
         rows = q.list_runs(conn, export_id, limit)
     return {"runs": [service.public_run(run) for run in rows]}
@@ -97,8 +104,8 @@ def runs(
 
 @router.get("/{export_id}/runs/{run_id}", response_class=JSON)
 def run(export_id: str, run_id: str, context: ContextDep, principal: ReadKey) -> dict[str, Any]:
-    """One run."""
-    service.get(context.engine, principal.project_id, export_id)
+    """One run (of a deleted export too)."""
+    service.get_with_history(context.engine, principal.project_id, export_id)
     with context.engine.connect() as conn:
         found = q.get_run(conn, run_id)
     if found is None or found["export_id"] != export_id:

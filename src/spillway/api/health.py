@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 from fastapi import APIRouter
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST
 from starlette.responses import Response
 
-from spillway import __version__
+from spillway import __version__, metrics
 from spillway.api.deps import ContextDep
 from spillway.api.responses import JSON
 
@@ -26,6 +26,6 @@ def healthz(context: ContextDep) -> JSON:
 
 
 @router.get("/metrics", include_in_schema=False)
-def prometheus() -> Response:
-    """Prometheus text exposition."""
-    return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+def prometheus(context: ContextDep) -> Response:
+    """Prometheus text exposition; the exports' families are read from the database."""
+    return Response(metrics.exposition(context.engine), media_type=CONTENT_TYPE_LATEST)

@@ -23,6 +23,10 @@ from spillway.errors import TerminalError
 # Smallest part S3 accepts for all parts but the last; we use it for every store so memory per
 # open object is bounded by one part, whatever the object's size.
 DEFAULT_PART_SIZE = 8 * 1024 * 1024
+# Where validation writes its test object, under the folder's prefix: one fixed key, replaced
+# by each validation and deleted whenever the store allows it.
+VALIDATION_FOLDER = "spillway-validation"
+VALIDATION_OBJECT = f"{VALIDATION_FOLDER}/check.txt"
 
 
 # Set while a destination validates itself: its clients then wait less and retry less, so a
@@ -254,9 +258,15 @@ class ObjectStore(abc.ABC):
             raise
 
     def validation_key(self) -> str:
-        """A clearly named key for the test object, under the prefix exports write to."""
+        """The one key of the test object, under the prefix exports write to: every validation
+        of this bucket and folder overwrites it, so validating never leaves a pile behind."""
+        return f"{self.folder}_{VALIDATION_OBJECT}" if self.folder else VALIDATION_OBJECT
+
+    def spare_validation_key(self) -> str:
+        """A key of its own for one test object, for a store that may write but not replace
+        (Cloud Storage without storage.objects.delete cannot overwrite the usual one)."""
         stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
-        name = f"spillway-validation/test-{stamp}-{secrets.token_hex(4)}.txt"
+        name = f"{VALIDATION_FOLDER}/test-{stamp}-{secrets.token_hex(4)}.txt"
         return f"{self.folder}_{name}" if self.folder else name
 
     def close(self) -> None:
@@ -265,7 +275,20 @@ class ObjectStore(abc.ABC):
 
 
 class DestinationError(TerminalError):
-    """A destination refused an operation for a reason a person must fix."""
+    """A destination refused an operation for a reason a person must fix.
+
+    Raised by a :class:`RecordStream`'s ``put_records``, it means the service refused the call
+    as a whole: nothing of it was accepted.
+    """
+
+
+class CredentialsRejected(DestinationError):
+    """The service refused the credentials themselves: an unknown, deleted or disabled key, a
+    wrong secret, an expired token, a role Spillway may not assume.
+
+    Every export of the destination meets the same refusal, so the destination turns
+    ``failing`` with this reason (and ``active`` again once a write succeeds).
+    """
 
 
 def object_checks(
@@ -273,21 +296,42 @@ def object_checks(
 ) -> list[Check]:
     """The write / read / list / delete steps every object store shares.
 
-    ``explain`` turns a kind's exception into a sentence a person can act on.
+    ``explain`` turns a kind's exception into a sentence a person can act on. The test object
+    has one fixed key per bucket and folder (:meth:`ObjectStore.validation_key`): each
+    validation replaces it, and deletes it whenever the store allows, needed or not.
     """
     key = store.validation_key()
     body = b"Spillway validation object. Safe to delete.\n"
     checks: list[Check] = []
+    refused = ""  # why the fixed key could not be replaced, when it could not
     try:
         store.put_object(key, body, content_type="text/plain")
     except Exception as exc:
+        refused = explain(exc)
+        # A store that may write but not replace (Cloud Storage without objects.delete) refuses
+        # the fixed key once an earlier validation left it: a key of its own tells the two apart.
+        spare = store.spare_validation_key()
+        try:
+            store.put_object(spare, body, content_type="text/plain")
+        except Exception:
+            checks.append(
+                Check.failed("write", f"could not write a test object to {key}: {refused}")
+            )
+            for name in ("read", "list", "delete"):
+                checks.append(Check.skipped(name, "not run: the write check failed"))
+            return checks
+        key = spare
+    if not refused:
+        checks.append(Check.passed("write", f"wrote test object {key}"))
+    else:
         checks.append(
-            Check.failed("write", f"could not write a test object to {key}: {explain(exc)}")
+            Check.passed(
+                "write",
+                f"wrote test object {key}; writing {store.validation_key()} failed ({refused}). "
+                "If that is because an earlier test object is there and may not be replaced, a "
+                "retried run could not replace a file it already wrote either",
+            )
         )
-        for name in ("read", "list", "delete"):
-            checks.append(Check.skipped(name, "not run: the write check failed"))
-        return checks
-    checks.append(Check.passed("write", f"wrote test object {key}"))
 
     if needs.read:
         try:
@@ -318,22 +362,25 @@ def object_checks(
     else:
         checks.append(Check.skipped("list", "not needed: cleanup of failed attempts is off"))
 
-    if needs.delete:
-        try:
-            store.delete_object(key)
-            checks.append(Check.passed("delete", "deleted the test object"))
-        except Exception as exc:
+    try:
+        store.delete_object(key)
+    except Exception as exc:
+        if needs.delete:
             checks.append(
                 Check.failed(
                     "delete", f"could not delete {key} (it is left in place): {explain(exc)}"
                 )
             )
-    else:
-        checks.append(
-            Check.skipped(
-                "delete", f"not needed: cleanup is off, so the test object stays at {key}"
+        else:
+            checks.append(
+                Check.skipped(
+                    "delete",
+                    f"not needed: cleanup is off, so the test object stays at {key} (the next "
+                    "validation replaces it)",
+                )
             )
-        )
+    else:
+        checks.append(Check.passed("delete", "deleted the test object"))
     return checks
 
 

@@ -10,6 +10,8 @@ run that rewrites the same keys, never to a gap or a duplicate.
 from __future__ import annotations
 
 import hashlib
+import logging
+import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -18,6 +20,7 @@ from typing import Any
 import orjson
 from sqlalchemy.engine import Connection, Engine
 
+from spillway import metrics
 from spillway.destinations.base import ObjectStore, ObjectWriter
 from spillway.engine.encode import FileSpec, open_encoder
 from spillway.engine.records import RecordFrame, Selection
@@ -25,6 +28,7 @@ from spillway.store import catalog
 from spillway.store import runs as q
 from spillway.store.db import now_ms
 
+log = logging.getLogger(__name__)
 # Checkpoints where tests inject failures: before upload, between parts, after the files but
 # before the manifest, before the cursor commit.
 Hook = Callable[[str], None]
@@ -54,8 +58,34 @@ def day_folder(window_end: int) -> str:
 
 
 def file_base(settings: dict[str, Any], window_end: int) -> str:
-    """The key of a run's files without part number and suffix."""
+    """The key of a window's files without part number and suffix."""
     return f"{settings['prefix']}/{day_folder(window_end)}/event_exports_{window_end}"
+
+
+# A run-now's settings snapshot carries this flag: its files are named by its sequence range.
+# (Runs queued by an older version, without it, keep the keys their first attempt used.)
+RANGE_KEYS = "range_keys"
+
+
+def run_base(settings: dict[str, Any], run: dict[str, Any], seq_from: int, seq_to: int) -> str:
+    """The key of a run's files without part number and suffix.
+
+    A scheduled window's files are named by the window's end, ``event_exports_<end>``. A run
+    now is named by its second *and* its sequence range, ``event_exports_<now>_manual_<after>-
+    <through>``: sequence ranges of an export's runs never overlap, so its keys can never be
+    another run's (a window closing in the same second, another run now in that second), and a
+    retry, with the range fixed at the first attempt, rewrites the very same keys.
+    """
+    base = file_base(settings, run["window_end"])
+    if run["kind"] == "manual" and settings.get(RANGE_KEYS):
+        base += f"_manual_{seq_from}-{seq_to}"
+    return base
+
+
+# What may follow a run's base in the key of one of its own objects: a part number, then the
+# suffix (``.json.gz``, ``.parquet.gpg``, ``.manifest.json``, ...). Anything else sharing the
+# prefix (``event_exports_<end>_manual_...`` next to ``event_exports_<end>``) is another run's.
+_OWN_KEY = re.compile(r"(_[0-9]+)?\.[A-Za-z0-9.]+")
 
 
 class _Hashing:
@@ -74,7 +104,34 @@ class _Hashing:
 
 
 def execute(ctx: RunContext, export: dict[str, Any], run: dict[str, Any]) -> dict[str, Any]:
-    """Deliver one run; returns the run's final columns. Raises on any failure."""
+    """Deliver one run; returns the run's final columns. Raises on any failure.
+
+    Every attempt is counted in ``/metrics`` (``spillway_export_runs_total`` by outcome; a lost
+    lease is no outcome: another worker carries on), and a run that succeeds is logged at INFO.
+    """
+    try:
+        result = _deliver(ctx, export, run)
+    except q.LeaseLost:
+        raise
+    except Exception:
+        metrics.count_run(export["id"], "failed")
+        raise
+    metrics.count_run(export["id"], "succeeded", result["events"])
+    log.info(
+        "export %s (%s): run %s (%s) succeeded: events=%d bytes=%d files=%d duration=%.3fs",
+        export["id"],
+        export.get("name"),
+        run["id"],
+        run["kind"],
+        result["events"],
+        result["bytes"],
+        len(result["files"]),
+        result["duration_ms"] / 1000,
+    )
+    return result
+
+
+def _deliver(ctx: RunContext, export: dict[str, Any], run: dict[str, Any]) -> dict[str, Any]:
     started = time.monotonic()
     settings = run["settings"]
     seq_from, seq_to = _fix_range(ctx, export, run)
@@ -84,7 +141,7 @@ def execute(ctx: RunContext, export: dict[str, Any], run: dict[str, Any]) -> dic
         received = (run["range_start_ms"], run["range_end_ms"])
     files: list[dict[str, Any]] = []
     window_end = run["window_end"]
-    base = file_base(settings, window_end)
+    base = run_base(settings, run, seq_from, seq_to)
     # One connection for all the run's reads, so one SQLite page cache fills, not one for
     # each pooled connection the reads would otherwise rotate through.
     with ctx.engine.connect() as reads:
@@ -270,12 +327,15 @@ def _renew_lease(ctx: RunContext, current: dict[str, Any] | None) -> None:
         return
     current["renewed"] = now
     with ctx.engine.connect().execution_options(write=True) as conn, conn.begin():
-        if not q.claim(conn, ctx.export_id, ctx.owner, now_ms(), ctx.lease_ttl_ms):
+        # renew, not claim: a lease that lapsed and was taken (and maybe released) meanwhile
+        # is not ours any more; taking it back would commit a stale run over a newer cursor.
+        if not q.renew(conn, ctx.export_id, ctx.owner, now_ms(), ctx.lease_ttl_ms):
             raise q.LeaseLost(f"lease on export {ctx.export_id} was taken by another worker")
 
 
 def _remove_leftovers(ctx: RunContext, base: str, keep: set[str]) -> None:
-    """Delete objects of this run's name that the manifest does not list (older attempts)."""
+    """Delete objects of this run's name that the manifest does not list (older attempts);
+    never another run's, even where its name starts with this one's."""
     for key in ctx.store.list_objects(base):
-        if key not in keep and key.startswith(base):
+        if key not in keep and key.startswith(base) and _OWN_KEY.fullmatch(key[len(base) :]):
             ctx.store.delete_object(key)

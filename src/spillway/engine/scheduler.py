@@ -20,9 +20,18 @@ from sqlalchemy.engine import Connection, Engine
 
 from spillway import lifecycle
 from spillway.engine import runner
-from spillway.engine.status import Notify, change_state
+from spillway.engine.status import (
+    Notify,
+    about_destination,
+    change_state,
+    destination_failing,
+    destination_gone,
+    destination_works,
+    internal_error,
+    unopenable,
+)
 from spillway.engine.windows import Frequency, due_ends, floor
-from spillway.errors import TerminalError, TransientError
+from spillway.errors import InputError, TerminalError, TransientError
 from spillway.exports import queue_settings
 from spillway.secrets import SecretBox
 from spillway.store import catalog
@@ -57,8 +66,9 @@ class Scheduler:
                 continue
             try:
                 outcome = self.serve_export(export["id"])
-            except Exception:  # one export's trouble is that export's alone
+            except Exception as exc:  # one export's trouble is that export's alone
                 log.exception("export %s: the pass over it failed; the others go on", export["id"])
+                self._broken(export, exc)
                 done["failed"] += 1
                 continue
             done["runs"] += outcome["runs"]
@@ -81,34 +91,71 @@ class Scheduler:
         export = self._export(export_id)
         if export is None or export["status"] == "disabled":
             return {"runs": 0, "failed": 0}
+        waiting = bool(export["next_attempt_at"] and export["next_attempt_at"] > now)
+        destination = self._destination(export)
+        if destination is None:
+            # Deleted (the export was disabled then, and enabled again behind the API's back):
+            # nothing to plan or run, ever. Say so on the export; the others go on.
+            if not waiting:
+                self._hold(export, destination_gone(self.engine, export), now)
+                return {"runs": 0, "failed": 1}
+            return {"runs": 0, "failed": 0}
         self._plan(export, now // 1000)
-        if export["next_attempt_at"] and export["next_attempt_at"] > now:
+        if waiting:
             return {"runs": 0, "failed": 0}
         with self.engine.connect() as conn:
             pending = q.pending_runs(conn, export_id)
         if not pending:
             return {"runs": 0, "failed": 0}
         try:
-            context = self._context(export)
-        except TerminalError as exc:
+            context = self._context(export, destination)
+        except Exception as exc:
             # The destination cannot even be opened (credentials this service key cannot
-            # decrypt, an endpoint no longer allowed): its run fails with the reason and the
-            # export shows it, while the other exports of this pass go on.
+            # decrypt, an endpoint no longer allowed, a stored config this version refuses):
+            # its run fails with the reason and the export shows it, while the other exports
+            # of this pass go on.
             run = pending[0]
-            self._fail(export, run, run["attempts"], str(exc), terminal=True, now=now)
+            reason = unopenable(destination, exc)
+            if not isinstance(exc, TerminalError | InputError):
+                log.exception("export %s: opening its destination failed", export_id)
+            if about_destination(exc):
+                destination_failing(self.engine, destination, export, reason)
+            self._fail(export, run, run["attempts"], reason, terminal=True, now=now)
             return {"runs": 0, "failed": 1}
-        done = 0
+        done, wrote = 0, False
         try:
             for run in pending:
                 export = self._export(export_id) or export
-                if not self._attempt(context, export, run, now):
+                result = self._attempt(context, export, run, now, destination)
+                if result is None:
                     return {"runs": done, "failed": 1}
                 done += 1
+                wrote = wrote or bool(result["files"])
         finally:
             context.store.close()
+        if wrote:
+            destination_works(self.engine, destination, export)
         if export["status"] == "failing":
             self._set_state(export, "active", None)
         return {"runs": done, "failed": 0}
+
+    def _hold(self, export: dict[str, Any], reason: str, now: int) -> None:
+        """The export cannot run at all: ``failing`` with the reason, looked at again later."""
+        with self.engine.connect().execution_options(write=True) as conn, conn.begin():
+            catalog.update_export(conn, export["id"], {"next_attempt_at": now + TERMINAL_RETRY_MS})
+        log.warning("export %s cannot run: %s", export["id"], reason)
+        if export["status"] != "failing" or export["status_reason"] != reason:
+            self._set_state(export, "failing", reason)
+
+    def _broken(self, export: dict[str, Any], exc: Exception) -> None:
+        """What is left to do after an unexpected error escaped the pass over one export:
+        show it on that export (``failing``, with the reason), and try again later."""
+        reason = internal_error(exc)
+        try:
+            now = int(self.clock() * 1000)
+            self._hold(dict(export), reason, now)
+        except Exception:  # the store itself is failing: the log is all there is
+            log.exception("export %s: could not record its failure", export["id"])
 
     def _export(self, export_id: str) -> dict[str, Any] | None:
         from spillway.store.catalog import export_by_id
@@ -150,11 +197,11 @@ class Scheduler:
             pending = [r for r in q.pending_runs(conn, export_id) if r["kind"] == "scheduled"]
         return max((r["window_end"] for r in pending), default=0)
 
-    def _context(self, export: dict[str, Any]) -> runner.RunContext:
-        destination = self._destination(export)
+    def _context(self, export: dict[str, Any], destination: dict[str, Any]) -> runner.RunContext:
         with self.engine.connect() as conn:
             project = project_by_id(conn, export["project_id"])
-        assert project is not None
+        if project is None:
+            raise TerminalError(f"project {export['project_id']} of this export no longer exists")
         store = lifecycle.open_store(self.engine, self.box, destination)
         return runner.RunContext(
             engine=self.engine,
@@ -169,18 +216,20 @@ class Scheduler:
             cleanup=bool(destination["features"].get("cleanup")),
         )
 
-    def _destination(self, export: dict[str, Any]) -> dict[str, Any]:
-        from spillway.store.catalog import destination_by_id
-
+    def _destination(self, export: dict[str, Any]) -> dict[str, Any] | None:
+        """The export's destination, or None when it was deleted."""
         with self.engine.connect() as conn:
-            row = destination_by_id(conn, export["destination_id"])
-        assert row is not None
-        return row
+            return catalog.destination_by_id(conn, export["destination_id"])
 
     def _attempt(
-        self, context: runner.RunContext, export: dict[str, Any], run: dict[str, Any], now: int
-    ) -> bool:
-        """One attempt; True when the run succeeded."""
+        self,
+        context: runner.RunContext,
+        export: dict[str, Any],
+        run: dict[str, Any],
+        now: int,
+        destination: dict[str, Any],
+    ) -> dict[str, Any] | None:
+        """One attempt; the run's outcome when it succeeded, None when it did not."""
         attempts = run["attempts"] + 1
         with self.engine.connect().execution_options(write=True) as conn, conn.begin():
             q.update_run(
@@ -193,21 +242,24 @@ class Scheduler:
                 },
             )
         try:
-            runner.execute(context, export, run)
+            result = runner.execute(context, export, run)
         except q.LeaseLost:
             log.warning("export %s: lease lost, another worker continues", export["id"])
-            return False
+            return None
         except TerminalError as exc:
+            if about_destination(exc):
+                destination_failing(self.engine, destination, export, str(exc))
             self._fail(export, run, attempts, str(exc), terminal=True, now=now)
-            return False
+            return None
         except (TransientError, OSError) as exc:
             self._fail(export, run, attempts, str(exc), terminal=False, now=now)
-            return False
+            return None
         except Exception as exc:  # an unexpected bug: keep the data, retry later, say why
             log.exception("export %s run %s failed unexpectedly", export["id"], run["id"])
-            self._fail(export, run, attempts, f"internal error: {exc}", terminal=False, now=now)
-            return False
-        return True
+            reason = internal_error(exc)
+            self._fail(export, run, attempts, reason, terminal=False, now=now, failing=True)
+            return None
+        return result
 
     def _fail(
         self,
@@ -218,7 +270,10 @@ class Scheduler:
         *,
         terminal: bool,
         now: int,
+        failing: bool = False,
     ) -> None:
+        """The run failed: its error, a back-off, and (terminal or ``failing``: an error no
+        retry is known to cure) the export turns ``failing`` with the reason."""
         if terminal:
             delay = TERMINAL_RETRY_MS
         else:
@@ -235,8 +290,10 @@ class Scheduler:
             "terminal" if terminal else "transient",
             error,
         )
-        if terminal and export["status"] != "failing":
-            self._set_state(export, "failing", error)
+        if (terminal or failing) and (
+            export["status"] != "failing" or export["status_reason"] != error
+        ):
+            self._set_state(export, "failing", error)  # the latest reason; one webhook call
 
     def _set_state(self, export: dict[str, Any], status: str, reason: str | None) -> None:
         change_state(self.engine, export, status, reason, self.notify)

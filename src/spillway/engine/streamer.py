@@ -16,6 +16,7 @@ batch closes when full or when its oldest event has waited ``linger_ms``.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import random
 import secrets
@@ -28,11 +29,20 @@ from typing import Any
 from sqlalchemy.engine import Engine
 
 from spillway import lifecycle, metrics
-from spillway.destinations.base import RecordStream, StreamRecord
+from spillway.destinations.base import DestinationError, RecordStream, StreamRecord
 from spillway.engine.records import Selection
-from spillway.engine.status import Notify, change_state
+from spillway.engine.status import (
+    Notify,
+    about_destination,
+    change_state,
+    destination_failing,
+    destination_gone,
+    destination_works,
+    internal_error,
+    unopenable,
+)
 from spillway.engine.stream_records import Encoder
-from spillway.errors import TerminalError, TransientError
+from spillway.errors import InputError, TerminalError, TransientError
 from spillway.secrets import SecretBox
 from spillway.store import catalog
 from spillway.store import runs as q
@@ -137,8 +147,13 @@ class StreamDelivery:
                 continue
             try:
                 sent += self.serve_export(export["id"], time.monotonic() + budget_seconds)
-            except Exception:  # one stream's trouble is that stream's alone
+            except Exception as exc:  # one stream's trouble is that stream's alone
                 log.exception("export %s: the stream pass failed; the others go on", export["id"])
+                try:
+                    self._failed(dict(export), internal_error(exc), terminal=False, failing=True)
+                except Exception:  # the store itself is failing: the log is all there is
+                    log.exception("export %s: could not record its failure", export["id"])
+        metrics.keep_stream_lag({export["id"] for export in exports})
         return sent
 
     def serve_export(self, export_id: str, deadline: float) -> int:
@@ -159,11 +174,22 @@ class StreamDelivery:
                 return 0
             destination = catalog.destination_by_id(conn, export["destination_id"])
             project = project_by_id(conn, export["project_id"])
-        assert destination is not None and project is not None
+        if destination is None:
+            # Deleted (the export was disabled then, and enabled again behind the API's back).
+            self._failed(export, destination_gone(self.engine, export), terminal=True)
+            return 0
+        if project is None:
+            self._failed(export, f"project {export['project_id']} no longer exists", True)
+            return 0
         try:
             stream = self._stream(destination)
-        except TerminalError as exc:
-            self._failed(export, str(exc), terminal=True)
+        except Exception as exc:  # credentials unreadable, refused settings, anything else
+            if not isinstance(exc, TerminalError | InputError):
+                log.exception("export %s: opening its destination failed", export_id)
+            reason = unopenable(destination, exc)
+            if about_destination(exc):
+                destination_failing(self.engine, destination, export, reason)
+            self._failed(export, reason, terminal=True)
             return 0
         if not isinstance(stream, RecordStream):
             self._failed(export, f"destination {destination['name']!r} is not a stream", True)
@@ -183,11 +209,15 @@ class StreamDelivery:
             return 0
         except TerminalError as exc:
             self._forget(destination["id"])
+            if about_destination(exc):
+                destination_failing(self.engine, destination, export, str(exc))
             self._failed(export, str(exc), terminal=True)
             return 0
         except TransientError as exc:
             self._failed(export, str(exc), terminal=False)
             return 0
+        if sent:
+            destination_works(self.engine, destination, export)
         if export["status"] == "failing" or export["status_reason"]:
             self._set_state(export, "active", None)
         return sent
@@ -218,7 +248,7 @@ class StreamDelivery:
         self, export: dict[str, Any], stream: RecordStream, encoder: Encoder, deadline: float
     ) -> int:
         export_id = export["id"]
-        names = None if export["settings"]["events"] == "all" else export["settings"]["events"]
+        names = _names(export)
         with self.engine.connect() as conn:
             state = sq.state(conn, export_id)
         cursor = int(export["cursor_seq"])
@@ -226,32 +256,54 @@ class StreamDelivery:
             # The last process stopped with a batch unacknowledged: it goes again, and some of
             # it may already be in the stream. Say how many at most, once.
             with self.engine.connect() as conn:
-                again = sq.count_between(conn, export["project_id"], cursor, state["inflight_to"])
-            log.warning(
-                "export %s: resending %d records of an unacknowledged batch (duplicates possible)",
-                export_id,
-                again,
-            )
-            state["redelivered"] += again
-            metrics.STREAM_REDELIVERED.labels(export_id).inc(again)
+                again = sq.count_between(
+                    conn, export["project_id"], cursor, state["inflight_to"], names
+                )
+            if again:
+                log.warning(
+                    "export %s: resending %d records of an unacknowledged batch "
+                    "(duplicates possible)",
+                    export_id,
+                    again,
+                )
+                state["redelivered"] += again
+                metrics.STREAM_REDELIVERED.labels(export_id).inc(again)
             state["inflight_to"] = cursor
             self._commit(export_id, cursor, state, [])
         sent = 0
         while time.monotonic() < deadline:
             with self.engine.connect() as conn:
-                rows = sq.rows_after(conn, export["project_id"], cursor, self.fetch_rows, names)
+                rows, scanned = sq.rows_after(
+                    conn, export["project_id"], cursor, self.fetch_rows, names
+                )
             if not rows:
+                if scanned > cursor:
+                    # Only events this export does not take, up to the high-water mark: the
+                    # cursor moves past them, so lag and the next scan start after them.
+                    state["inflight_to"] = scanned
+                    self._commit(export_id, scanned, state, [])
+                    cursor = export["cursor_seq"] = scanned
                 break
             limits = stream.limits
             waited = now_ms() - rows[0].received_at
             if len(rows) < limits.max_records and waited < self.linger_ms:
                 self.sleep((self.linger_ms - waited) / 1000)  # let the batch fill a little
                 continue
-            batch, start = pack(stream, encoder, rows, 0)
+            batch, start = _pack_scanned(stream, encoder, rows, 0, scanned)
             state["inflight_to"] = batch.through
             self._commit(export_id, cursor, state, [])
             while True:
-                retried = self._send(stream, batch.records, export_id)
+                progress = _Progress()
+                try:
+                    retried = self._send(stream, batch.records, export_id, progress)
+                except DestinationError:
+                    if not progress.acknowledged:
+                        # Refused whole (bad credentials, a missing stream): none of this batch
+                        # reached the stream, so none of it can arrive twice.
+                        state["inflight_to"] = cursor
+                        with contextlib.suppress(q.LeaseLost):
+                            self._commit(export_id, cursor, state, [])
+                    raise
                 cursor = batch.through
                 state["records_sent"] += len(batch.records)
                 state["records_retried"] += retried
@@ -259,7 +311,7 @@ class StreamDelivery:
                 state["last_sent_at"] = now_ms()
                 upcoming = None
                 if start < len(rows) and time.monotonic() < deadline:
-                    upcoming, start = pack(stream, encoder, rows, start)
+                    upcoming, start = _pack_scanned(stream, encoder, rows, start, scanned)
                 # One commit acknowledges this batch and marks the next one in flight.
                 state["inflight_to"] = upcoming.through if upcoming else cursor
                 self._commit(export_id, cursor, state, batch.dead)
@@ -273,6 +325,7 @@ class StreamDelivery:
 
     def _count(self, export_id: str, batch: Packed) -> None:
         metrics.STREAM_SENT.labels(export_id).inc(len(batch.records))
+        metrics.count_run(export_id, "succeeded", len(batch.records))
         if batch.dead:
             metrics.STREAM_DEAD_LETTERED.labels(export_id).inc(len(batch.dead))
             for event, _, reason in batch.dead:
@@ -280,8 +333,19 @@ class StreamDelivery:
                     "export %s: event %s dead-lettered: %s", export_id, event.event_uuid, reason
                 )
 
-    def _send(self, stream: RecordStream, records: list[StreamRecord], export_id: str) -> int:
-        """Send until every record is acknowledged; returns how many were resent."""
+    def _send(
+        self,
+        stream: RecordStream,
+        records: list[StreamRecord],
+        export_id: str,
+        progress: _Progress | None = None,
+    ) -> int:
+        """Send until every record is acknowledged; returns how many were resent.
+
+        ``progress`` counts the records acknowledged so far, for the caller to know, when a
+        call then fails as a whole, whether any of the batch reached the stream.
+        """
+        progress = progress if progress is not None else _Progress()
         pending = records
         attempt = 0
         resent = 0
@@ -298,6 +362,7 @@ class StreamDelivery:
                 self.sleep(_backoff(attempt))
                 continue
             failed = [r for r, error in zip(pending, results, strict=True) if error is not None]
+            progress.acknowledged += len(pending) - len(failed)
             if not failed:
                 return resent
             codes = sorted({error for error in results if error is not None})
@@ -323,7 +388,9 @@ class StreamDelivery:
     def _renew(self, export_id: str) -> None:
         """Keep the lease while a batch is retried."""
         with self.engine.connect().execution_options(write=True) as conn, conn.begin():
-            if not q.claim(conn, export_id, self.owner, now_ms(), self.lease_ttl_ms):
+            # renew, not claim: a lease that lapsed while this worker stalled may have been
+            # taken (and even released) by another, whose cursor this must not overwrite.
+            if not q.renew(conn, export_id, self.owner, now_ms(), self.lease_ttl_ms):
                 raise q.LeaseLost(f"lease on export {export_id} was taken by another worker")
 
     def _commit(
@@ -335,7 +402,9 @@ class StreamDelivery:
     ) -> None:
         """Move the cursor and counters, renewing the lease; LeaseLost if it was taken."""
         with self.engine.connect().execution_options(write=True) as conn, conn.begin():
-            if not q.claim(conn, export_id, self.owner, now_ms(), self.lease_ttl_ms):
+            # renew, not claim: a lease that lapsed while this worker stalled may have been
+            # taken (and even released) by another, whose cursor this must not overwrite.
+            if not q.renew(conn, export_id, self.owner, now_ms(), self.lease_ttl_ms):
                 raise q.LeaseLost(f"lease on export {export_id} was taken by another worker")
             for event, size, reason in dead:
                 sq.add_dead_letter(conn, export_id, event, size, reason)
@@ -345,11 +414,17 @@ class StreamDelivery:
     def _observe_lag(self, export: dict[str, Any]) -> None:
         """Lag gauges from the cursor this pass left (``_drain`` keeps it current)."""
         with self.engine.connect() as conn:
-            lag = sq.lag(conn, export["project_id"], int(export["cursor_seq"]), now_ms())
-        metrics.STREAM_LAG_EVENTS.labels(export["id"]).set(lag["events"])
-        metrics.STREAM_LAG_SECONDS.labels(export["id"]).set(lag["seconds"])
+            lag = sq.lag(
+                conn, export["project_id"], int(export["cursor_seq"]), now_ms(), _names(export)
+            )
+        metrics.set_stream_lag(export["id"], lag["events"], lag["seconds"])
 
-    def _failed(self, export: dict[str, Any], error: str, terminal: bool) -> None:
+    def _failed(
+        self, export: dict[str, Any], error: str, terminal: bool, *, failing: bool = False
+    ) -> None:
+        """A pass over the export failed: the reason, a back-off, and (terminal, or
+        ``failing``: an error nobody foresaw) the export turns ``failing``."""
+        metrics.count_run(export["id"], "failed")
         delay = TERMINAL_RETRY_MS if terminal else int(10_000 * random.uniform(0.8, 1.2))
         with self.engine.connect().execution_options(write=True) as conn, conn.begin():
             catalog.update_export(
@@ -365,11 +440,35 @@ class StreamDelivery:
             error,
         )
         self._observe_lag(export)
-        if terminal and export["status"] != "failing":
+        if (terminal or failing) and export["status"] != "failing":
             self._set_state(export, "failing", error)
 
     def _set_state(self, export: dict[str, Any], status: str, reason: str | None) -> None:
         change_state(self.engine, export, status, reason, self.notify)
+
+
+@dataclass
+class _Progress:
+    """Records of one batch acknowledged so far (over its partial resends)."""
+
+    acknowledged: int = 0
+
+
+def _names(export: dict[str, Any]) -> list[str] | None:
+    """The event names a stream export takes (None: all of them)."""
+    events = export["settings"]["events"]
+    return None if events == "all" else list(events)
+
+
+def _pack_scanned(
+    stream: RecordStream, encoder: Encoder, rows: list[StoredEvent], start: int, scanned: int
+) -> tuple[Packed, int]:
+    """:func:`pack`; the batch that takes the last row carries the cursor to ``scanned``, past
+    the events of other names the scan went over."""
+    batch, index = pack(stream, encoder, rows, start)
+    if index >= len(rows):
+        batch.through = max(batch.through, scanned)
+    return batch, index
 
 
 def _backoff(attempt: int) -> float:

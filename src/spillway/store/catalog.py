@@ -145,6 +145,14 @@ def export(conn: Connection, project_id: int, export_id: str) -> dict[str, Any] 
     return None if row is None else dict(row._mapping)
 
 
+def export_with_history(conn: Connection, project_id: int, export_id: str) -> dict[str, Any] | None:
+    """An export of the project, live or deleted (a deleted one keeps its run history)."""
+    row = conn.execute(
+        sa.select(exports).where(exports.c.id == export_id, exports.c.project_id == project_id)
+    ).first()
+    return None if row is None else dict(row._mapping)
+
+
 def export_by_id(conn: Connection, export_id: str) -> dict[str, Any] | None:
     """Any live export by id (for the worker, which serves every project)."""
     row = conn.execute(
@@ -160,6 +168,12 @@ def destination_by_id(conn: Connection, destination_id: str) -> dict[str, Any] |
             destinations.c.id == destination_id, destinations.c.deleted_at.is_(None)
         )
     ).first()
+    return None if row is None else dict(row._mapping)
+
+
+def destination_with_history(conn: Connection, destination_id: str) -> dict[str, Any] | None:
+    """A destination by id, live or deleted (to say what became of an export's destination)."""
+    row = conn.execute(sa.select(destinations).where(destinations.c.id == destination_id)).first()
     return None if row is None else dict(row._mapping)
 
 

@@ -122,6 +122,22 @@ def key_by_id(conn: Connection, key_id: str) -> KeyRow | None:
     return None if row is None else KeyRow(**row._mapping)
 
 
+def list_keys(conn: Connection, project_id: int) -> list[dict[str, Any]]:
+    """A project's keys, oldest first: what identifies them, never the secret or its hash."""
+    rows = conn.execute(
+        sa.select(
+            integration_keys.c.key_id,
+            integration_keys.c.scope,
+            integration_keys.c.name,
+            integration_keys.c.created_at,
+            integration_keys.c.revoked_at,
+        )
+        .where(integration_keys.c.project_id == project_id)
+        .order_by(integration_keys.c.created_at, integration_keys.c.key_id)
+    ).mappings()
+    return [{str(k): v for k, v in row.items()} for row in rows]
+
+
 def sealed_secret(conn: Connection, key_id: str) -> bytes | None:
     """The sealed secret of a live key, for SigV4 verification."""
     return conn.execute(

@@ -46,6 +46,17 @@ def claim(conn: Connection, export_id: str, owner: str, now: int, ttl_ms: int) -
     return result.rowcount == 1
 
 
+def renew(conn: Connection, export_id: str, owner: str, now: int, ttl_ms: int) -> bool:
+    """Extend a lease this owner still holds; False once another worker took it over, even if
+    that worker has released it since (then it may have delivered what this one is writing)."""
+    result = conn.execute(
+        exports.update()
+        .where(exports.c.id == export_id, exports.c.lease_owner == owner)
+        .values(lease_until=now + ttl_ms)
+    )
+    return result.rowcount == 1
+
+
 def release(conn: Connection, export_id: str, owner: str) -> None:
     """Give the lease up."""
     conn.execute(
@@ -67,16 +78,21 @@ def fence(conn: Connection, export_id: str, owner: str, now: int) -> None:
 
 
 def insert_run(conn: Connection, values: dict[str, Any]) -> bool:
-    """Queue a run unless one exists for the same export, kind and window."""
-    existing = conn.execute(
-        sa.select(runs.c.id).where(
-            runs.c.export_id == values["export_id"],
-            runs.c.kind == values["kind"],
-            runs.c.window_end == values["window_end"],
-        )
-    ).first()
-    if existing is not None:
-        return False
+    """Queue a run unless one exists for the same export, kind and window.
+
+    A manual run (run now) is always queued: two in one second are two runs, each covering
+    what was received before it (their files are named by their sequence ranges).
+    """
+    if values["kind"] != "manual":
+        existing = conn.execute(
+            sa.select(runs.c.id).where(
+                runs.c.export_id == values["export_id"],
+                runs.c.kind == values["kind"],
+                runs.c.window_end == values["window_end"],
+            )
+        ).first()
+        if existing is not None:
+            return False
     conn.execute(
         runs.insert().values(
             status="queued", attempts=0, events=0, bytes=0, files=[], created_at=now_ms(), **values
@@ -146,6 +162,20 @@ def latest_project_seq(conn: Connection, project_id: int, *, after: int) -> int 
         sa.select(events.c.seq)
         .where(events.c.project_id == project_id, events.c.seq > after)
         .order_by(events.c.seq.desc())
+        .limit(1)
+    ).scalar_one_or_none()
+    return None if seq is None else int(seq)
+
+
+def first_seq_since(conn: Connection, project_id: int, since_ms: int) -> int | None:
+    """The smallest ingest sequence of the project's events received at or after ``since_ms``
+    (None when there is none)."""
+    # Walks the (project_id, seq) index from the oldest event: for "retention" the first
+    # one is the answer.
+    seq = conn.execute(
+        sa.select(events.c.seq)
+        .where(events.c.project_id == project_id, events.c.received_at >= since_ms)
+        .order_by(events.c.seq)
         .limit(1)
     ).scalar_one_or_none()
     return None if seq is None else int(seq)

@@ -159,6 +159,10 @@ exports = sa.Table(
     # One worker per export at a time: whoever holds an unexpired lease.
     sa.Column("lease_owner", sa.String(64), nullable=True),
     sa.Column("lease_until", sa.BigInteger, nullable=True),  # epoch ms
+    # Where the export starts (migration 0007): "now", "retention" or epoch seconds, as asked
+    # at creation; start_at is the receive time (epoch ms) it covers from (NULL: created_at).
+    sa.Column("start", sa.String(16), nullable=False, server_default="now"),
+    sa.Column("start_at", sa.BigInteger, nullable=True),
     # One live export per name on a destination (migration 0006): the name is its path prefix.
     sa.Index(
         "uq_exports_destination_id_name",
@@ -194,8 +198,19 @@ runs = sa.Table(
     sa.Column("started_at", sa.BigInteger, nullable=True),
     sa.Column("finished_at", sa.BigInteger, nullable=True),
     sa.Column("duration_ms", sa.BigInteger, nullable=True),
-    sa.UniqueConstraint("export_id", "kind", "window_end"),
-    sa.Index(None, "export_id", "status"),
+    # How an export is doing (migration 0008): its open runs, its last success, each found
+    # through the index whatever the length of its history.
+    sa.Index(None, "export_id", "status", "finished_at"),
+    # A window (or backfill) is queued once; every run-now is a run of its own (migration 0007).
+    sa.Index(
+        "uq_runs_export_id_kind_window_end",
+        "export_id",
+        "kind",
+        "window_end",
+        unique=True,
+        sqlite_where=sa.text("kind <> 'manual'"),
+        postgresql_where=sa.text("kind <> 'manual'"),
+    ),
 )
 
 # Stream exports (migration 0004): what the delivery loop has done, for lag and metrics.

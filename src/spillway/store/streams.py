@@ -27,9 +27,17 @@ class StoredEvent:
 
 def rows_after(
     conn: Connection, project_id: int, after: int, limit: int, names: list[str] | None
-) -> list[StoredEvent]:
-    """The project's next events in ingest order."""
-    where = [events.c.project_id == project_id, events.c.seq > after]
+) -> tuple[list[StoredEvent], int]:
+    """The project's next events in ingest order (those named in ``names``, when given), and
+    the sequence the scan covered: the cursor may move there once these rows are delivered.
+
+    The scan stops at the high-water mark: every sequence at or below it is committed (writers
+    are serialised, DESIGN.md invariant 1), so moving the cursor past the events of other
+    names up to there never skips an event that commits late. When ``limit`` rows came back,
+    the scan covered only up to the last of them.
+    """
+    high = int(conn.execute(sa.select(sa.func.coalesce(sa.func.max(events.c.seq), 0))).scalar_one())
+    where = [events.c.project_id == project_id, events.c.seq > after, events.c.seq <= high]
     if names is not None:
         where.append(events.c.event_name.in_(names))
     result = conn.execute(
@@ -40,7 +48,19 @@ def rows_after(
         .order_by(events.c.seq)
         .limit(limit)
     )
-    return [StoredEvent(*row) for row in result]
+    rows = [StoredEvent(*row) for row in result]
+    if len(rows) == limit:
+        return rows, rows[-1].seq
+    if names is None:
+        return rows, rows[-1].seq if rows else after
+    # The project's last event up to the high-water mark, whatever its name (served by the
+    # (project_id, seq) index): nothing for this export lies between the rows and it.
+    last = conn.execute(
+        sa.select(sa.func.max(events.c.seq)).where(
+            events.c.project_id == project_id, events.c.seq > after, events.c.seq <= high
+        )
+    ).scalar_one_or_none()
+    return rows, int(last) if last is not None else after
 
 
 def state(conn: Connection, export_id: str) -> dict[str, Any]:
@@ -105,29 +125,37 @@ def list_dead_letters(conn: Connection, export_id: str, limit: int = 100) -> lis
     return [dict(row) for row in rows]
 
 
-def lag(conn: Connection, project_id: int, cursor: int, now: int) -> dict[str, int]:
-    """How far behind an export is: events after its cursor, and the age of the oldest one."""
-    behind = conn.execute(
-        sa.select(sa.func.count())
-        .select_from(events)
-        .where(events.c.project_id == project_id, events.c.seq > cursor)
-    ).scalar_one()
+def _names(names: list[str] | None) -> list[sa.ColumnElement[bool]]:
+    return [] if names is None else [events.c.event_name.in_(names)]
+
+
+def lag(
+    conn: Connection, project_id: int, cursor: int, now: int, names: list[str] | None = None
+) -> dict[str, int]:
+    """How far behind an export is: events after its cursor that it takes (all, or those named
+    in ``names``), and the age of the oldest one."""
+    where = [events.c.project_id == project_id, events.c.seq > cursor, *_names(names)]
+    behind = conn.execute(sa.select(sa.func.count()).select_from(events).where(*where)).scalar_one()
     oldest = conn.execute(
-        sa.select(events.c.received_at)
-        .where(events.c.project_id == project_id, events.c.seq > cursor)
-        .order_by(events.c.seq)
-        .limit(1)
+        sa.select(events.c.received_at).where(*where).order_by(events.c.seq).limit(1)
     ).scalar_one_or_none()
     seconds = max(0, (now - oldest) // 1000) if oldest is not None else 0
     return {"events": int(behind), "seconds": int(seconds)}
 
 
-def count_between(conn: Connection, project_id: int, after: int, through: int) -> int:
-    """The project's events in (after, through]."""
+def count_between(
+    conn: Connection, project_id: int, after: int, through: int, names: list[str] | None = None
+) -> int:
+    """The project's events in (after, through] (those named in ``names``, when given)."""
     return int(
         conn.execute(
             sa.select(sa.func.count())
             .select_from(events)
-            .where(events.c.project_id == project_id, events.c.seq > after, events.c.seq <= through)
+            .where(
+                events.c.project_id == project_id,
+                events.c.seq > after,
+                events.c.seq <= through,
+                *_names(names),
+            )
         ).scalar_one()
     )

@@ -39,11 +39,15 @@ def local_case(local_root: Path, monkeypatch: pytest.MonkeyPatch) -> StoreCase:
         return path.read_bytes() if path.is_file() else None
 
     def unwritable() -> ObjectStore:
-        # Running as root, permissions stop nothing: a file where the project's folder would be
-        # makes the folder impossible to create, as a read-only disk would.
-        other = tenant()
-        (local_root / other.app_id).write_bytes(b"not a folder")
-        return local_store("bucket", other)
+        # A folder has no credentials: what the server can refuse is the write. Running as root,
+        # permissions stop nothing, so a file where this project's folder "bucket" would be
+        # makes it impossible to create, as a read-only disk would. The operator's root exists
+        # (unlike the missing case): the failure must say the folder cannot be written.
+        project_folder = local_root / project.app_id
+        project_folder.mkdir(exist_ok=True)
+        (project_folder / "bucket").write_bytes(b"not a folder")
+        assert local_root.is_dir()
+        return local_store("bucket", project)
 
     def missing() -> ObjectStore:
         # The operator's root itself is missing (the store keeps the root it was built with).
@@ -60,4 +64,5 @@ def local_case(local_root: Path, monkeypatch: pytest.MonkeyPatch) -> StoreCase:
         credentials_check="directory",
         bucket_check="directory",
         min_part_size=1024,
+        credentials_words=("cannot create", "write"),
     )

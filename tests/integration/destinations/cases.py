@@ -26,3 +26,6 @@ class StoreCase:
     bucket_check: str
     # Smallest part size the service accepts (S3: 5 MiB); the suite writes > 2 parts of it.
     min_part_size: int
+    # Words the bad-credentials failure must say, where its check has the same name as the
+    # missing-bucket one (local: both are "directory"), so the two cases cannot be confused.
+    credentials_words: tuple[str, ...] = ()

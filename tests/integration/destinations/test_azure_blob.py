@@ -31,6 +31,7 @@ from spillway.destinations.azure_blob.store import AzureBlobStore
 from spillway.destinations.base import (
     Check,
     CheckStatus,
+    CredentialsRejected,
     DestinationError,
     Needs,
     Tenant,
@@ -262,7 +263,7 @@ def _http_error(status: int, code: str, cls: type[HttpResponseError] = HttpRespo
         (_http_error(403, "AuthorizationPermissionMismatch"), DestinationError, "permission"),
         (
             _http_error(403, "AuthenticationFailed", ClientAuthenticationError),
-            DestinationError,
+            CredentialsRejected,
             "rejected the account key",
         ),
         (_http_error(404, "ContainerNotFound"), DestinationError, "does not exist"),

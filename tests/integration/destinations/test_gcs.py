@@ -19,6 +19,7 @@ from spillway import destinations as registry
 from spillway.destinations.base import (
     Check,
     CheckStatus,
+    CredentialsRejected,
     DestinationError,
     Needs,
     Tenant,
@@ -423,7 +424,7 @@ def test_writing_to_a_missing_bucket_is_terminal_and_names_it(gcs_world: GcsWorl
         (api_errors.InternalServerError("oops"), TransientError, "temporarily unavailable"),
         (api_errors.TooManyRequests("slow down"), TransientError, "throttling"),
         (api_errors.Forbidden("no"), DestinationError, "roles/storage.objectCreator"),
-        (api_errors.Unauthorized("who"), DestinationError, "create a new JSON key"),
+        (api_errors.Unauthorized("who"), CredentialsRejected, "create a new JSON key"),
         (api_errors.NotFound("gone"), DestinationError, "check that bucket acme exists"),
         (requests.ConnectionError("reset"), TransientError, "cannot reach"),
     ],

@@ -27,6 +27,7 @@ from spillway.destinations.aws.config import AccessKey, AssumeRole, ServiceIdent
 from spillway.destinations.aws.service_identity import ENDPOINT_REFUSED
 from spillway.destinations.base import (
     VALIDATION_READ_TIMEOUT,
+    CredentialsRejected,
     DestinationError,
     is_validating,
 )
@@ -87,6 +88,20 @@ TRANSIENT_CODES = frozenset(
         "429",
         "500",
         "503",
+    }
+)
+# The credentials themselves were refused (not one action's permission): every call made with
+# them fails the same way, so the destination, not only the export that met it, is failing.
+REJECTED_CODES = frozenset(
+    {
+        "InvalidAccessKeyId",
+        "InvalidClientTokenId",
+        "UnrecognizedClientException",
+        "SignatureDoesNotMatch",
+        "InvalidSignatureException",
+        "ExpiredToken",
+        "ExpiredTokenException",
+        "TokenRefreshRequired",
     }
 )
 _TRANSIENT_TYPES = (
@@ -226,8 +241,13 @@ def is_transient(exc: BaseException) -> bool:
 
 
 def classify(exc: BaseException, message: str) -> Exception:
-    """Wrap an AWS error as transient (retry later) or terminal (a person must act)."""
-    return TransientError(message) if is_transient(exc) else DestinationError(message)
+    """Wrap an AWS error as transient (retry later) or terminal (a person must act); terminal
+    errors that refuse the credentials themselves are :class:`CredentialsRejected`."""
+    if is_transient(exc):
+        return TransientError(message)
+    if error_code(exc) in REJECTED_CODES:
+        return CredentialsRejected(message)
+    return DestinationError(message)
 
 
 class AwsAuth:
@@ -362,12 +382,16 @@ class AwsAuth:
             except (*Failure, KeyError) as exc:
                 # Said as a role problem, so no later call blames the bucket or stream for it.
                 said = "STS left the credentials out" if isinstance(exc, KeyError) else None
-                raise classify(
+                failure = classify(
                     exc,
                     f"could not assume {role.role_arn} with External ID {self.external_id}: "
                     f"{said or explain_own(exc)}. Check that the role's trust policy names "
                     "Spillway's AWS identity and requires this External ID.",
-                ) from exc
+                )
+                if isinstance(failure, DestinationError) and error_code(exc):
+                    # STS refused: the role is this destination's credentials.
+                    failure = CredentialsRejected(str(failure))
+                raise failure from exc
             if isinstance(expiry, datetime):
                 expiry_text = expiry.astimezone(UTC).isoformat()
             else:

@@ -33,6 +33,7 @@ from spillway.destinations.base import (
     VALIDATION_READ_TIMEOUT,
     Capabilities,
     Check,
+    CredentialsRejected,
     DestinationError,
     Needs,
     ObjectStore,
@@ -318,7 +319,11 @@ class AzureBlobStore(ObjectStore):
             or error_code(exc) in TRANSIENT_CODES
             or status in TRANSIENT_STATUS
         )
-        return TransientError(message) if transient else DestinationError(message)
+        if transient:
+            return TransientError(message)
+        if error_code(exc) in AUTH_CODES or isinstance(exc, ClientAuthenticationError):
+            return CredentialsRejected(message)  # the key or SAS itself was not accepted
+        return DestinationError(message)
 
     def explain(self, exc: BaseException, key: str | None = None) -> str:
         """A sentence a person can act on, for any error the SDK raises; never a secret."""

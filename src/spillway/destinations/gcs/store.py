@@ -29,6 +29,7 @@ from spillway.destinations.base import (
     VALIDATION_READ_TIMEOUT,
     Capabilities,
     Check,
+    CredentialsRejected,
     DestinationError,
     Needs,
     ObjectStore,
@@ -303,7 +304,11 @@ class GcsStore(ObjectStore):
             | DataCorruption,
         ) or (isinstance(api, auth_errors.RefreshError) and bool(api.retryable))
         message = self.explain(exc)
-        return TransientError(message) if transient else DestinationError(message)
+        if transient:
+            return TransientError(message)
+        if isinstance(api, api_errors.Unauthorized | auth_errors.RefreshError):
+            return CredentialsRejected(message)  # the key itself: deleted, disabled, revoked
+        return DestinationError(message)
 
     # -- objects ------------------------------------------------------------------------------
 
