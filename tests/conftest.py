@@ -19,6 +19,7 @@ pytest_plugins = [
     "tests.integration.destinations.case_s3",
     "tests.integration.destinations.case_gcs",
     "tests.integration.destinations.case_azure_blob",
+    "tests.integration.destinations.case_memory",
     "tests.integration.destinations.policy",
 ]
 

@@ -81,6 +81,7 @@ def _run(action: Any) -> Any:
 @app.command("list")
 def list_destinations(project: ProjectOpt, json: bool = typer.Option(False, "--json")) -> None:
     """List the project's destinations."""
+    from spillway import destinations as registry
     from spillway.lifecycle import public
     from spillway.store.catalog import list_destinations as rows
 
@@ -93,11 +94,7 @@ def list_destinations(project: ProjectOpt, json: bool = typer.Option(False, "--j
     if not found:
         typer.echo("no destinations")
     for item in found:
-        where = (
-            item["config"].get("bucket")
-            or item["config"].get("container")
-            or item["config"].get("path")
-        )
+        where = registry.capabilities(item["kind"]).location(item["config"])
         typer.echo(
             f"{item['id']}  {item['kind']:<10} {item['status']:<8} {item['name']}  ({where})"
         )
@@ -107,7 +104,7 @@ def list_destinations(project: ProjectOpt, json: bool = typer.Option(False, "--j
 def create(
     project: ProjectOpt,
     name: Annotated[str, typer.Option(help="A name for the destination.")],
-    kind: Annotated[str, typer.Option(help="s3, gcs, azure_blob or local.")],
+    kind: Annotated[str, typer.Option(help="s3, gcs, azure_blob, local, kinesis or firehose.")],
     config: Annotated[str, typer.Option(help="Config JSON, or @file.json.")],
     credentials: Annotated[
         str | None, typer.Option(help="Credentials JSON, or @file.json.")

@@ -18,6 +18,7 @@ from pydantic import (
 )
 from sqlalchemy.engine import Connection, Engine
 
+from spillway import destinations as registry
 from spillway import text
 from spillway.engine.encode import FileSpec
 from spillway.engine.pgp import inspect_public_key, precheck_public_key
@@ -27,7 +28,7 @@ from spillway.errors import InputError, NotFound
 from spillway.lifecycle import Actor
 from spillway.store import catalog, export_status
 from spillway.store import runs as q
-from spillway.store.db import now_ms
+from spillway.store.db import now_ms, write
 from spillway.store.projects import record_audit
 
 DAY_MS = 86_400_000
@@ -193,9 +194,6 @@ class BackfillIn(BaseModel):
         return self
 
 
-STREAM_KINDS = ("kinesis", "firehose")
-
-
 def check_pgp_key(key: str | None) -> None:
     """Have gpg read a new PGP public key (seconds of work: call it off the event loop)."""
     if not key:
@@ -223,16 +221,17 @@ def check_webhook_host(url: str | None) -> None:
 
 def check_frequency(kind: str, frequency: str) -> None:
     """Streams go to stream destinations, files to object stores: say which fits."""
-    if kind in STREAM_KINDS and frequency != "stream":
+    stream = registry.capabilities(kind).stream
+    if stream and frequency != "stream":
         raise InputError(
             f'frequency: a {kind} destination takes stream exports: set frequency to "stream"',
             status_code=422,
             code="invalid_request",
         )
-    if kind not in STREAM_KINDS and frequency == "stream":
+    if not stream and frequency == "stream":
         raise InputError(
-            f'frequency: "stream" needs a kinesis or firehose destination, not {kind}; '
-            "use every_15_minutes, daily or weekly for files",
+            f'frequency: "stream" needs a {" or ".join(registry.stream_kinds())} destination, '
+            f"not {kind}; use every_15_minutes, daily or weekly for files",
             status_code=422,
             code="invalid_request",
         )
@@ -304,7 +303,7 @@ def create(
     start_at = check_start(body.start, now, retention_days)
     check_pgp_key(body.pgp_public_key)
     check_webhook_host(body.webhook_url)
-    with engine.connect().execution_options(write=True) as conn, conn.begin():
+    with write(engine) as conn:
         destination = catalog.destination(conn, actor.project_id, body.destination_id)
         if destination is None:
             raise NotFound(f"no destination {body.destination_id!r} in this project")
@@ -428,7 +427,7 @@ def update(engine: Engine, actor: Actor, export_id: str, body: ExportPatch) -> d
             status_reason=None if status == "active" else "disabled by user",
             next_attempt_at=None,
         )
-    with engine.connect().execution_options(write=True) as conn, conn.begin():
+    with write(engine) as conn:
         catalog.update_export(conn, export_id, values)
         record_audit(
             conn,
@@ -445,7 +444,7 @@ def delete(engine: Engine, actor: Actor, export_id: str) -> None:
     """Stop and remove an export for good. Its run history stays readable
     (:func:`get_with_history`); its name is free for a new export (whose runs are its own)."""
     get(engine, actor.project_id, export_id)
-    with engine.connect().execution_options(write=True) as conn, conn.begin():
+    with write(engine) as conn:
         catalog.update_export(conn, export_id, {"deleted_at": now_ms(), "status": "disabled"})
         record_audit(
             conn,
@@ -481,7 +480,7 @@ def run_now(engine: Engine, actor: Actor, export_id: str, now: int | None = None
         )
     run_id = uuid.uuid4().hex
     settings = {**_snapshot(row, _folder(engine, row)), RANGE_KEYS: True}
-    with engine.connect().execution_options(write=True) as conn, conn.begin():
+    with write(engine) as conn:
         q.insert_run(
             conn,
             {
@@ -544,7 +543,7 @@ def backfill(
     settings = _snapshot(row, _folder(engine, row))
     run_id = uuid.uuid4().hex
     settings["prefix"] = f"{settings['prefix']}_backfill/{run_id}"
-    with engine.connect().execution_options(write=True) as conn, conn.begin():
+    with write(engine) as conn:
         q.insert_run(
             conn,
             {

@@ -15,6 +15,7 @@ from spillway import text
 from spillway.errors import InputError
 from spillway.secrets import SecretBox
 from spillway.store import projects as q
+from spillway.store.db import write
 
 _KEY_ALPHABET = string.ascii_uppercase + string.digits
 
@@ -90,7 +91,7 @@ def create_project(engine: Engine, name: str) -> q.ProjectRow:
     reason = text.problem(name)
     if reason is not None:
         raise InputError(f"project name: {reason}", status_code=422)
-    with engine.connect().execution_options(write=True) as conn, conn.begin():
+    with write(engine) as conn:
         if q.project_by_name(conn, name) is not None:
             raise InputError(
                 f"a project named {name!r} already exists", status_code=409, code="conflict"
@@ -118,7 +119,7 @@ def create_key(
     """Issue a key for a project (by name or id). The secret is returned once, here."""
     key_id = "SPW" + "".join(secrets.choice(_KEY_ALPHABET) for _ in range(17))
     secret = secrets.token_urlsafe(30)  # 40 characters, no '.' so the token splits cleanly
-    with engine.connect().execution_options(write=True) as conn, conn.begin():
+    with write(engine) as conn:
         project = q.project_by_ref(conn, project_ref)
         if project is None:
             raise InputError(

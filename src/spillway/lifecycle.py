@@ -1,4 +1,4 @@
-"""Connecting, validating, changing, rotating and deleting destinations (SPEC R7-R10, R24).
+"""Connecting, validating, changing, rotating and deleting destinations.
 
 Validation talks to the real cloud; it runs before anything is stored, and new credentials
 replace old ones only once they pass. Every change lands in the audit log, never a secret.
@@ -249,22 +249,12 @@ def validate_stored(
     return checks
 
 
-UPDATABLE_CONFIG = {
-    "s3": ("bucket", "folder", "region", "endpoint_url", "sse", "kms_key_arn"),
-    "gcs": ("bucket", "folder", "project", "endpoint_url"),
-    "azure_blob": ("container", "folder", "account_url"),
-    "local": ("path", "folder"),
-    "kinesis": ("stream", "region", "endpoint_url"),
-    "firehose": ("delivery_stream", "region", "endpoint_url"),
-}
-
-
 def update(
     engine: Engine, box: SecretBox, actor: Actor, destination_id: str, body: dict[str, Any]
 ) -> tuple[dict[str, Any], list[Check]]:
     """Change where a destination writes (and its name or features); re-validates first."""
     row = get(engine, actor.project_id, destination_id)
-    allowed = UPDATABLE_CONFIG.get(row["kind"], ())
+    allowed = registry.capabilities(row["kind"]).updatable
     changes = body.get("config") or {}
     unknown = sorted(set(changes) - set(allowed))
     if unknown:

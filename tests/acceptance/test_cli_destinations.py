@@ -143,6 +143,34 @@ def test_create_that_fails_validation_prints_the_checks_and_stores_nothing(
     assert re.search(r"directory\s+failed", check.stdout), check.stdout
 
 
+def test_list_shows_where_each_kind_writes(data_dir: Path, env: dict[str, str]) -> None:
+    """Each kind says how to show its location: a stream's name and region, not "(None)"."""
+    create_credentials(data_dir, "shop", env)
+    key = '{"mode": "access_key", "access_key_id": "AKIAEXAMPLE12345", '
+    key += '"secret_access_key": "wJalrXUtnFEMIEXAMPLEKEY"}'
+    stream = create(
+        data_dir,
+        env,
+        *("--name", "events", "--kind", "kinesis", "--force"),
+        *("--config", '{"stream": "spillway-events", "region": "eu-west-1"}'),
+        *("--credentials", key),
+    )
+    folder = create(
+        data_dir,
+        env,
+        *("--name", "files", "--kind", "local", "--config", '{"path": "out", "folder": "f"}'),
+    )
+    human = run_cli(data_dir, "destinations", "list", "--project", "shop", env=env)
+    assert human.returncode == 0, human.stderr
+    lines = human.stdout.strip().splitlines()
+    assert "(None)" not in human.stdout, lines
+    assert any(
+        line.startswith(stream["id"]) and "(kinesis stream spillway-events in eu-west-1)" in line
+        for line in lines
+    ), lines
+    assert any(line.startswith(folder["id"]) and "(local://out/f)" in line for line in lines), lines
+
+
 @pytest.mark.parametrize(
     ("args", "status", "words"),
     [

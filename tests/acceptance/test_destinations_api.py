@@ -12,6 +12,7 @@ import pytest
 from fastapi.testclient import TestClient
 from pydantic import SecretStr
 
+from spillway import destinations as registry
 from spillway import netpolicy
 from spillway.api.app import create_app
 from spillway.destinations.aws import service_identity
@@ -197,9 +198,13 @@ def test_update_revalidates_and_delete_disables_exports(api: Api, s3_world: S3Wo
     assert missing.status_code == 422
     assert "spw-no-such-bucket-xyz" in missing.json()["message"]
     assert api.client.get(path, headers=api.read).json()["config"]["bucket"] == s3_world.bucket
+    # What may change comes from the kind's description, and the refusal names it.
+    fixed = api.client.patch(path, json={"config": {"account_url": "x"}}, headers=api.write)
+    assert fixed.status_code == 400
+    updatable = ", ".join(registry.capabilities("s3").updatable)
     assert (
-        api.client.patch(path, json={"config": {"account_url": "x"}}, headers=api.write).status_code
-        == 400
+        f"cannot change account_url of a s3 destination; changeable: {updatable}."
+        in (fixed.json()["message"])
     )
 
     engine = api.client.app.state.context.engine  # type: ignore[attr-defined]

@@ -11,10 +11,26 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict
 
-from spillway.destinations.base import Check, Needs, ObjectStore, ObjectWriter, Tenant
+from spillway.destinations.base import (
+    Capabilities,
+    Check,
+    Needs,
+    ObjectStore,
+    ObjectWriter,
+    Tenant,
+    object_location,
+)
 
 CHAOS = "tests.integration.chaos"
 MESSAGE = "chaos: the store blew up in a way nobody planned for"
+
+
+capabilities = Capabilities(
+    stream=False,
+    updatable=("folder",),
+    auth_modes=("none",),
+    location=object_location("chaos", "folder"),
+)
 
 
 class Config(BaseModel):

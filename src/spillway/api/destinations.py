@@ -1,4 +1,4 @@
-"""Destinations: connect, validate, update, rotate credentials, delete (SPEC R7-R10)."""
+"""Destinations: connect, validate, update, rotate credentials, delete."""
 
 from __future__ import annotations
 
@@ -22,7 +22,7 @@ class DestinationIn(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
     name: str = Field(default="", max_length=200)
-    kind: str = Field(description="s3, gcs, azure_blob or local")
+    kind: str = Field(description="s3, gcs, azure_blob, local, kinesis or firehose")
     config: dict[str, Any] = Field(default_factory=dict)
     credentials: dict[str, Any] = Field(default_factory=dict)
     features: dict[str, bool] = Field(

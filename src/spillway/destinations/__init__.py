@@ -1,7 +1,8 @@
 """Destinations: one package per kind, found through :data:`KINDS`.
 
-Each kind's package exposes ``Config`` and ``Credentials`` pydantic models, ``build(config,
-credentials, tenant)`` returning its store, and ``public_credentials(credentials)``
+Each kind's package exposes ``Config`` and ``Credentials`` pydantic models, ``capabilities``
+(what the kind is and allows: see :class:`~spillway.destinations.base.Capabilities`),
+``build(config, credentials, tenant)`` returning its store, and ``public_credentials(credentials)``
 returning what the API may show (masked). A kind may also expose ``admit(config, credentials,
 tenant)``, raising ValueError for what the operator does not allow that project. Vendor SDKs
 load only when a kind is used.
@@ -17,7 +18,8 @@ from typing import Any, Protocol, cast
 from pydantic import BaseModel, ValidationError
 
 from spillway import text
-from spillway.destinations.base import Destination, Tenant
+from spillway.destinations import fields
+from spillway.destinations.base import Capabilities, Destination, Tenant
 from spillway.errors import InputError
 
 # kind → module path; adding a destination touches its folder and this line.
@@ -36,6 +38,7 @@ class KindModule(Protocol):
 
     Config: type[BaseModel]
     Credentials: type[BaseModel]
+    capabilities: Capabilities
 
     def build(self, config: Any, credentials: Any, tenant: Tenant) -> Destination: ...
 
@@ -58,6 +61,28 @@ def kind_module(kind: str) -> KindModule:
         raise InputError(f"unknown destination kind {kind!r}; use one of: {', '.join(KINDS)}")
     module: ModuleType = importlib.import_module(path)
     return cast(KindModule, module)
+
+
+def register(kind: str, path: str) -> None:
+    """Add a kind found at module ``path`` (tests register their own; see :func:`unregister`)."""
+    if kind in KINDS:
+        raise ValueError(f"destination kind {kind!r} is already registered")
+    KINDS[kind] = path
+
+
+def unregister(kind: str) -> None:
+    """Remove a kind added by :func:`register`."""
+    KINDS.pop(kind, None)
+
+
+def capabilities(kind: str) -> Capabilities:
+    """What ``kind`` is and allows, or a 400 naming the known kinds."""
+    return kind_module(kind).capabilities
+
+
+def stream_kinds() -> list[str]:
+    """The kinds that take stream exports (record streams), in registry order."""
+    return [kind for kind in KINDS if capabilities(kind).stream]
 
 
 def _describe(exc: ValidationError, what: str) -> str:
@@ -84,7 +109,7 @@ def parse(
     may have changed the settings since; its runs then fail with a terminal error).
     """
     module = kind_module(kind)
-    context = {"stored": stored}
+    context = {fields.STORED: stored}
     try:
         text.check(config, "config")  # what the API's models checked, for every other caller
         text.check(credentials, "credentials")

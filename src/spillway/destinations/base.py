@@ -11,7 +11,7 @@ import abc
 import contextvars
 import secrets
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from enum import StrEnum
@@ -20,8 +20,8 @@ from typing import Any, ClassVar, Self
 
 from spillway.errors import TerminalError
 
-# Smallest part S3 accepts for all parts but the last; we use it for every store so memory per
-# open object is bounded by one part, whatever the object's size.
+# One part size for every store, so memory per open object is bounded by one part whatever the
+# object's size; above the 5 MiB S3 requires of every part but the last.
 DEFAULT_PART_SIZE = 8 * 1024 * 1024
 # Where validation writes its test object, under the folder's prefix: one fixed key, replaced
 # by each validation and deleted whenever the store allows it.
@@ -92,6 +92,11 @@ def all_passed(checks: list[Check]) -> bool:
     return all(check.status is not CheckStatus.FAILED for check in checks)
 
 
+def skip_rest(names: tuple[str, ...], failed: str) -> list[Check]:
+    """The steps not run because the ``failed`` step failed."""
+    return [Check.skipped(name, f"not run: the {failed} check failed") for name in names]
+
+
 @dataclass(frozen=True, slots=True)
 class Tenant:
     """The project a destination belongs to, as far as a destination needs to know it.
@@ -118,11 +123,36 @@ class Needs:
 
 @dataclass(frozen=True, slots=True)
 class Capabilities:
-    """What a destination kind can do."""
+    """What a destination kind is and allows, read through the registry by the services, the
+    API and the CLI: adding a kind touches its own folder, not theirs."""
 
-    objects: bool = True
-    streams: bool = False
-    multipart: bool = True
+    stream: bool  # a record stream (stream exports); otherwise an object store (file exports)
+    updatable: tuple[str, ...]  # config fields an update may change (others: a new destination)
+    auth_modes: tuple[str, ...]  # the credentials' ``mode`` values it takes
+    location: Callable[[Mapping[str, Any]], str]  # its stored config → where it writes, for people
+    multipart: bool = False  # writes large objects in parts (object stores)
+
+
+def object_location(scheme: str, field: str) -> Callable[[Mapping[str, Any]], str]:
+    """``scheme://<config[field]>/<folder>`` (no trailing slash without a folder)."""
+
+    def location(config: Mapping[str, Any]) -> str:
+        where = f"{scheme}://{config.get(field) or ''}"
+        folder = str(config.get("folder") or "").strip("/")
+        return f"{where}/{folder}" if folder else where
+
+    return location
+
+
+def stream_location(what: str, field: str) -> Callable[[Mapping[str, Any]], str]:
+    """``<what> <config[field]> in <region>``, e.g. "kinesis stream events in eu-west-1"."""
+
+    def location(config: Mapping[str, Any]) -> str:
+        where = f"{what} {config.get(field) or ''}"
+        region = config.get("region")
+        return f"{where} in {region}" if region else where
+
+    return location
 
 
 @dataclass(frozen=True, slots=True)
@@ -214,10 +244,9 @@ class PartBuffer:
 
 
 class ObjectStore(abc.ABC):
-    """A bucket-like destination: S3, GCS, Azure Blob, a local folder."""
+    """A bucket-like destination: S3, GCS, Azure Blob, a local folder (streams: RecordStream)."""
 
     kind: ClassVar[str]
-    capabilities: ClassVar[Capabilities] = Capabilities()
 
     def __init__(self, folder: str, *, part_size: int = DEFAULT_PART_SIZE) -> None:
         self.folder = folder.strip("/")
@@ -317,9 +346,7 @@ def object_checks(
             checks.append(
                 Check.failed("write", f"could not write a test object to {key}: {refused}")
             )
-            for name in ("read", "list", "delete"):
-                checks.append(Check.skipped(name, "not run: the write check failed"))
-            return checks
+            return checks + skip_rest(("read", "list", "delete"), "write")
         key = spare
     if not refused:
         checks.append(Check.passed("write", f"wrote test object {key}"))
@@ -384,6 +411,30 @@ def object_checks(
     return checks
 
 
+OBJECT_CHECKS = ("write", "read", "list", "delete")
+
+
+def bucket_checks(
+    store: ObjectStore,
+    needs: Needs,
+    *,
+    refusal: str | None,
+    credentials: Callable[[], Check],
+    bucket: Callable[[], Check],
+    explain: Callable[[Exception], str],
+) -> list[Check]:
+    """credentials → bucket → :func:`object_checks`, each step run only when the one before did
+    not fail (the rest are skipped, saying why). ``refusal``: why the operator's settings do not
+    allow this store; it fails the credentials step without sending anything."""
+    first = Check.failed("credentials", refusal) if refusal is not None else credentials()
+    if first.status is CheckStatus.FAILED:
+        return [first, *skip_rest(("bucket", *OBJECT_CHECKS), "credentials")]
+    second = bucket()
+    if second.status is CheckStatus.FAILED:
+        return [first, second, *skip_rest(OBJECT_CHECKS, "bucket")]
+    return [first, second, *object_checks(store, needs, explain)]
+
+
 @dataclass(frozen=True, slots=True)
 class StreamLimits:
     """A record service's batch limits (Kinesis PutRecords, Firehose PutRecordBatch)."""
@@ -424,9 +475,6 @@ class RecordStream(abc.ABC):
     """
 
     kind: ClassVar[str]
-    capabilities: ClassVar[Capabilities] = Capabilities(
-        objects=False, streams=True, multipart=False
-    )
     limits: ClassVar[StreamLimits]
 
     @abc.abstractmethod

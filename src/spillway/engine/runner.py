@@ -23,10 +23,11 @@ from sqlalchemy.engine import Connection, Engine
 from spillway import metrics
 from spillway.destinations.base import ObjectStore, ObjectWriter
 from spillway.engine.encode import FileSpec, open_encoder
+from spillway.engine.lease import Lease
 from spillway.engine.records import RecordFrame, Selection
 from spillway.store import catalog
 from spillway.store import runs as q
-from spillway.store.db import now_ms
+from spillway.store.db import now_ms, write
 
 log = logging.getLogger(__name__)
 # Checkpoints where tests inject failures: before upload, between parts, after the files but
@@ -50,6 +51,11 @@ class RunContext:
     lease_ttl_ms: int = 120_000
     hook: Hook = field(default=lambda _: None)
     cleanup: bool = False
+
+    @property
+    def lease(self) -> Lease:
+        """The run's hold on its export's lease, to renew and to fence commits with."""
+        return Lease(self.engine, self.export_id, self.owner, self.lease_ttl_ms)
 
 
 def day_folder(window_end: int) -> str:
@@ -190,8 +196,8 @@ def _deliver(ctx: RunContext, export: dict[str, Any], run: dict[str, Any]) -> di
         "finished_at": now_ms(),
         "duration_ms": int((time.monotonic() - started) * 1000),
     }
-    with ctx.engine.connect().execution_options(write=True) as conn, conn.begin():
-        q.fence(conn, export["id"], ctx.owner, now_ms())
+    with write(ctx.engine) as conn:
+        ctx.lease.fence(conn)
         q.update_run(conn, run["id"], result)
         if run["kind"] != "backfill":
             moves: dict[str, Any] = {"cursor_seq": seq_to}
@@ -206,7 +212,7 @@ def _fix_range(ctx: RunContext, export: dict[str, Any], run: dict[str, Any]) -> 
     """The run's sequence range: chosen once, at its first attempt, then reused."""
     if run["seq_from"] is not None:
         return int(run["seq_from"]), int(run["seq_to"])
-    with ctx.engine.connect().execution_options(write=True) as conn, conn.begin():
+    with write(ctx.engine) as conn:
         if run["kind"] == "backfill":
             seq_from, seq_to = 0, int(export["start_seq"])
         else:
@@ -216,7 +222,7 @@ def _fix_range(ctx: RunContext, export: dict[str, Any], run: dict[str, Any]) -> 
             else:
                 seq_to = q.high_water_now(conn)
             seq_to = max(seq_from, seq_to)
-        q.fence(conn, export["id"], ctx.owner, now_ms())
+        ctx.lease.fence(conn)
         q.update_run(conn, run["id"], {"seq_from": seq_from, "seq_to": seq_to})
     run["seq_from"], run["seq_to"] = seq_from, seq_to
     return seq_from, seq_to
@@ -326,11 +332,7 @@ def _renew_lease(ctx: RunContext, current: dict[str, Any] | None) -> None:
     if now - current["renewed"] < ctx.lease_ttl_ms / 4000:
         return
     current["renewed"] = now
-    with ctx.engine.connect().execution_options(write=True) as conn, conn.begin():
-        # renew, not claim: a lease that lapsed and was taken (and maybe released) meanwhile
-        # is not ours any more; taking it back would commit a stale run over a newer cursor.
-        if not q.renew(conn, ctx.export_id, ctx.owner, now_ms(), ctx.lease_ttl_ms):
-            raise q.LeaseLost(f"lease on export {ctx.export_id} was taken by another worker")
+    ctx.lease.renew()
 
 
 def _remove_leftovers(ctx: RunContext, base: str, keep: set[str]) -> None:

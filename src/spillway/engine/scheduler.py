@@ -8,7 +8,6 @@ after it, so when the failure is fixed the export catches up window by window.
 from __future__ import annotations
 
 import logging
-import random
 import secrets
 import time
 import uuid
@@ -16,45 +15,31 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.engine import Connection
 
 from spillway import lifecycle
-from spillway.engine import runner
-from spillway.engine.status import (
-    Notify,
-    about_destination,
-    change_state,
-    destination_failing,
-    destination_gone,
-    destination_works,
-    internal_error,
-    unopenable,
-)
+from spillway.engine import retry, runner
+from spillway.engine.loop import DeliveryLoop
+from spillway.engine.status import destination_gone, destination_works, internal_error
 from spillway.engine.windows import Frequency, due_ends, floor
-from spillway.errors import InputError, TerminalError, TransientError
+from spillway.errors import TerminalError, TransientError
 from spillway.exports import queue_settings
-from spillway.secrets import SecretBox
 from spillway.store import catalog
 from spillway.store import runs as q
-from spillway.store.db import now_ms
+from spillway.store.db import now_ms, write
 from spillway.store.projects import project_by_id
 
 log = logging.getLogger(__name__)
-TERMINAL_RETRY_MS = 5 * 60_000  # a failing export re-tries by itself every five minutes
-MAX_BACKOFF_MS = 15 * 60_000
 
 
 @dataclass
-class Scheduler:
+class Scheduler(DeliveryLoop):
     """Everything the worker does for scheduled exports."""
 
-    engine: Engine
-    box: SecretBox
     clock: Callable[[], float] = time.time
     owner: str = field(default_factory=lambda: f"worker-{secrets.token_hex(6)}")
     lease_ttl_ms: int = 120_000
     hook: runner.Hook = field(default=lambda _: None)
-    notify: Notify | None = None
 
     def tick(self) -> dict[str, int]:
         """Plan due windows and deliver what can be delivered now."""
@@ -78,14 +63,10 @@ class Scheduler:
     def serve_export(self, export_id: str) -> dict[str, int]:
         """Plan and run one export's due work under its lease."""
         now = int(self.clock() * 1000)
-        with self.engine.connect().execution_options(write=True) as conn, conn.begin():
-            if not q.claim(conn, export_id, self.owner, now_ms(), self.lease_ttl_ms):
+        with self._held(export_id) as held:
+            if held is None:
                 return {"runs": 0, "failed": 0}
-        try:
             return self._serve(export_id, now)
-        finally:
-            with self.engine.connect().execution_options(write=True) as conn, conn.begin():
-                q.release(conn, export_id, self.owner)
 
     def _serve(self, export_id: str, now: int) -> dict[str, int]:
         export = self._export(export_id)
@@ -115,11 +96,7 @@ class Scheduler:
             # its run fails with the reason and the export shows it, while the other exports
             # of this pass go on.
             run = pending[0]
-            reason = unopenable(destination, exc)
-            if not isinstance(exc, TerminalError | InputError):
-                log.exception("export %s: opening its destination failed", export_id)
-            if about_destination(exc):
-                destination_failing(self.engine, destination, export, reason)
+            reason = self._opening_failed(destination, export, exc)
             self._fail(export, run, run["attempts"], reason, terminal=True, now=now)
             return {"runs": 0, "failed": 1}
         done, wrote = 0, False
@@ -141,8 +118,10 @@ class Scheduler:
 
     def _hold(self, export: dict[str, Any], reason: str, now: int) -> None:
         """The export cannot run at all: ``failing`` with the reason, looked at again later."""
-        with self.engine.connect().execution_options(write=True) as conn, conn.begin():
-            catalog.update_export(conn, export["id"], {"next_attempt_at": now + TERMINAL_RETRY_MS})
+        with write(self.engine) as conn:
+            catalog.update_export(
+                conn, export["id"], {"next_attempt_at": now + retry.SCHEDULED.terminal_ms}
+            )
         log.warning("export %s cannot run: %s", export["id"], reason)
         if export["status"] != "failing" or export["status_reason"] != reason:
             self._set_state(export, "failing", reason)
@@ -173,7 +152,7 @@ class Scheduler:
         ends = due_ends(frequency, max(last, queued), now_s)
         if not ends:
             return
-        with self.engine.connect().execution_options(write=True) as conn, conn.begin():
+        with write(self.engine) as conn:
             needed = _windows_with_data(conn, export, ends)
             if len(needed) < len(ends):
                 # The later windows closed with nothing new: mark them covered instead of
@@ -231,7 +210,7 @@ class Scheduler:
     ) -> dict[str, Any] | None:
         """One attempt; the run's outcome when it succeeded, None when it did not."""
         attempts = run["attempts"] + 1
-        with self.engine.connect().execution_options(write=True) as conn, conn.begin():
+        with write(self.engine) as conn:
             q.update_run(
                 conn,
                 run["id"],
@@ -247,9 +226,8 @@ class Scheduler:
             log.warning("export %s: lease lost, another worker continues", export["id"])
             return None
         except TerminalError as exc:
-            if about_destination(exc):
-                destination_failing(self.engine, destination, export, str(exc))
-            self._fail(export, run, attempts, str(exc), terminal=True, now=now)
+            reason = self._refused(destination, export, exc)
+            self._fail(export, run, attempts, reason, terminal=True, now=now)
             return None
         except (TransientError, OSError) as exc:
             self._fail(export, run, attempts, str(exc), terminal=False, now=now)
@@ -274,12 +252,8 @@ class Scheduler:
     ) -> None:
         """The run failed: its error, a back-off, and (terminal or ``failing``: an error no
         retry is known to cure) the export turns ``failing`` with the reason."""
-        if terminal:
-            delay = TERMINAL_RETRY_MS
-        else:
-            delay = min(MAX_BACKOFF_MS, 5_000 * 2 ** min(attempts - 1, 10))
-            delay = int(delay * random.uniform(0.8, 1.2))  # jitter: workers don't stampede
-        with self.engine.connect().execution_options(write=True) as conn, conn.begin():
+        delay = retry.SCHEDULED.delay_ms(attempts, terminal=terminal)
+        with write(self.engine) as conn:
             q.update_run(conn, run["id"], {"status": "failed", "error": error})
             catalog.update_export(conn, export["id"], {"next_attempt_at": now + delay})
         log.warning(
@@ -294,9 +268,6 @@ class Scheduler:
             export["status"] != "failing" or export["status_reason"] != error
         ):
             self._set_state(export, "failing", error)  # the latest reason; one webhook call
-
-    def _set_state(self, export: dict[str, Any], status: str, reason: str | None) -> None:
-        change_state(self.engine, export, status, reason, self.notify)
 
 
 def _windows_with_data(conn: Connection, export: dict[str, Any], ends: list[int]) -> list[int]:

@@ -12,7 +12,7 @@ from sqlalchemy.engine import Engine
 from spillway.destinations.base import CredentialsRejected
 from spillway.errors import InputError, TerminalError
 from spillway.store import catalog
-from spillway.store.db import now_ms
+from spillway.store.db import now_ms, write
 from spillway.store.projects import record_audit
 
 log = logging.getLogger(__name__)
@@ -26,7 +26,7 @@ def change_state(
     values: dict[str, Any] = {"status": status, "status_reason": reason}
     if status == "active":
         values["next_attempt_at"] = None
-    with engine.connect().execution_options(write=True) as conn, conn.begin():
+    with write(engine) as conn:
         catalog.update_export(conn, export["id"], values)
     previous, export["status"] = export["status"], status
     if notify is not None and previous != status:
@@ -48,7 +48,7 @@ def destination_failing(
     ``failing``, with the reason recorded where a validation records its checks
     (``last_validation``), until a write succeeds or a validation passes."""
     check = {"name": "credentials", "status": "failed", "message": reason}
-    with engine.connect().execution_options(write=True) as conn, conn.begin():
+    with write(engine) as conn:
         row = catalog.destination_by_id(conn, destination["id"])
         if row is None:
             return
@@ -85,7 +85,7 @@ def destination_works(engine: Engine, destination: dict[str, Any], export: dict[
     """An export wrote to the destination: if it was ``failing``, it is ``active`` again."""
     if destination.get("status") != "failing":
         return
-    with engine.connect().execution_options(write=True) as conn, conn.begin():
+    with write(engine) as conn:
         row = catalog.destination_by_id(conn, destination["id"])
         if row is None or row["status"] != "failing":
             return

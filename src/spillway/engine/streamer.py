@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import random
 import secrets
 import threading
 import time
@@ -26,34 +25,22 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy.engine import Engine
-
 from spillway import lifecycle, metrics
 from spillway.destinations.base import DestinationError, RecordStream, StreamRecord
+from spillway.engine import retry
+from spillway.engine.loop import DeliveryLoop
 from spillway.engine.records import Selection
-from spillway.engine.status import (
-    Notify,
-    about_destination,
-    change_state,
-    destination_failing,
-    destination_gone,
-    destination_works,
-    internal_error,
-    unopenable,
-)
+from spillway.engine.status import destination_gone, destination_works, internal_error
 from spillway.engine.stream_records import Encoder
-from spillway.errors import InputError, TerminalError, TransientError
-from spillway.secrets import SecretBox
+from spillway.errors import TerminalError, TransientError
 from spillway.store import catalog
 from spillway.store import runs as q
 from spillway.store import streams as sq
-from spillway.store.db import now_ms
+from spillway.store.db import now_ms, write
 from spillway.store.projects import project_by_id
 from spillway.store.streams import StoredEvent
 
 log = logging.getLogger(__name__)
-TERMINAL_RETRY_MS = 60_000  # a failing stream tries again by itself every minute
-MAX_BACKOFF_S = 5.0
 # Give up on one batch after this long of transient errors: the export goes back to the
 # queue with a back-off instead of holding its lease forever.
 BATCH_PATIENCE_S = 120.0
@@ -102,11 +89,9 @@ def pack(
 
 
 @dataclass
-class StreamDelivery:
+class StreamDelivery(DeliveryLoop):
     """Delivers every stream export of the database, one export at a time per worker."""
 
-    engine: Engine
-    box: SecretBox
     owner: str = field(default_factory=lambda: f"streamer-{secrets.token_hex(6)}")
     linger_ms: int = 200
     poll_seconds: float = 1.0
@@ -114,7 +99,6 @@ class StreamDelivery:
     # Every batch commit renews it, and so does each retry of a slow batch.
     lease_ttl_ms: int = 15_000
     fetch_rows: int = 2_000
-    notify: Notify | None = None
     sleep: Callable[[float], None] = time.sleep
     _new_events: threading.Event = field(default_factory=threading.Event)
     _streams: dict[str, tuple[Any, Any]] = field(default_factory=dict)
@@ -158,14 +142,10 @@ class StreamDelivery:
 
     def serve_export(self, export_id: str, deadline: float) -> int:
         """Deliver what one export has waiting (until ``deadline``) under its lease."""
-        with self.engine.connect().execution_options(write=True) as conn, conn.begin():
-            if not q.claim(conn, export_id, self.owner, now_ms(), self.lease_ttl_ms):
+        with self._held(export_id) as held:
+            if held is None:
                 return 0
-        try:
             return self._serve(export_id, deadline)
-        finally:
-            with self.engine.connect().execution_options(write=True) as conn, conn.begin():
-                q.release(conn, export_id, self.owner)
 
     def _serve(self, export_id: str, deadline: float) -> int:
         with self.engine.connect() as conn:
@@ -184,11 +164,7 @@ class StreamDelivery:
         try:
             stream = self._stream(destination)
         except Exception as exc:  # credentials unreadable, refused settings, anything else
-            if not isinstance(exc, TerminalError | InputError):
-                log.exception("export %s: opening its destination failed", export_id)
-            reason = unopenable(destination, exc)
-            if about_destination(exc):
-                destination_failing(self.engine, destination, export, reason)
+            reason = self._opening_failed(destination, export, exc)
             self._failed(export, reason, terminal=True)
             return 0
         if not isinstance(stream, RecordStream):
@@ -209,9 +185,8 @@ class StreamDelivery:
             return 0
         except TerminalError as exc:
             self._forget(destination["id"])
-            if about_destination(exc):
-                destination_failing(self.engine, destination, export, str(exc))
-            self._failed(export, str(exc), terminal=True)
+            reason = self._refused(destination, export, exc)
+            self._failed(export, reason, terminal=True)
             return 0
         except TransientError as exc:
             self._failed(export, str(exc), terminal=False)
@@ -359,7 +334,7 @@ class StreamDelivery:
                 log.info("export %s: %s; backing off", export_id, exc)
                 attempt += 1
                 self._renew(export_id)
-                self.sleep(_backoff(attempt))
+                self.sleep(retry.STREAM_BATCH.backoff_ms(attempt) / 1000)
                 continue
             failed = [r for r, error in zip(pending, results, strict=True) if error is not None]
             progress.acknowledged += len(pending) - len(failed)
@@ -382,16 +357,12 @@ class StreamDelivery:
                     f"{len(failed)} records still refused after {attempt} attempts ({codes[0]})"
                 )
             self._renew(export_id)
-            self.sleep(_backoff(attempt))
+            self.sleep(retry.STREAM_BATCH.backoff_ms(attempt) / 1000)
         return resent
 
     def _renew(self, export_id: str) -> None:
         """Keep the lease while a batch is retried."""
-        with self.engine.connect().execution_options(write=True) as conn, conn.begin():
-            # renew, not claim: a lease that lapsed while this worker stalled may have been
-            # taken (and even released) by another, whose cursor this must not overwrite.
-            if not q.renew(conn, export_id, self.owner, now_ms(), self.lease_ttl_ms):
-                raise q.LeaseLost(f"lease on export {export_id} was taken by another worker")
+        self._lease(export_id).renew()
 
     def _commit(
         self,
@@ -401,11 +372,8 @@ class StreamDelivery:
         dead: list[tuple[StoredEvent, int, str]],
     ) -> None:
         """Move the cursor and counters, renewing the lease; LeaseLost if it was taken."""
-        with self.engine.connect().execution_options(write=True) as conn, conn.begin():
-            # renew, not claim: a lease that lapsed while this worker stalled may have been
-            # taken (and even released) by another, whose cursor this must not overwrite.
-            if not q.renew(conn, export_id, self.owner, now_ms(), self.lease_ttl_ms):
-                raise q.LeaseLost(f"lease on export {export_id} was taken by another worker")
+        with write(self.engine) as conn:
+            self._lease(export_id).renew(conn)
             for event, size, reason in dead:
                 sq.add_dead_letter(conn, export_id, event, size, reason)
             sq.save_state(conn, state)
@@ -425,8 +393,8 @@ class StreamDelivery:
         """A pass over the export failed: the reason, a back-off, and (terminal, or
         ``failing``: an error nobody foresaw) the export turns ``failing``."""
         metrics.count_run(export["id"], "failed")
-        delay = TERMINAL_RETRY_MS if terminal else int(10_000 * random.uniform(0.8, 1.2))
-        with self.engine.connect().execution_options(write=True) as conn, conn.begin():
+        delay = retry.STREAM.delay_ms(1, terminal=terminal)
+        with write(self.engine) as conn:
             catalog.update_export(
                 conn,
                 export["id"],
@@ -442,9 +410,6 @@ class StreamDelivery:
         self._observe_lag(export)
         if (terminal or failing) and export["status"] != "failing":
             self._set_state(export, "failing", error)
-
-    def _set_state(self, export: dict[str, Any], status: str, reason: str | None) -> None:
-        change_state(self.engine, export, status, reason, self.notify)
 
 
 @dataclass
@@ -469,12 +434,6 @@ def _pack_scanned(
     if index >= len(rows):
         batch.through = max(batch.through, scanned)
     return batch, index
-
-
-def _backoff(attempt: int) -> float:
-    """Exponential back-off with jitter, so many workers don't retry in step."""
-    delay: float = min(MAX_BACKOFF_S, 0.1 * 2.0 ** min(attempt - 1, 8))
-    return delay * random.uniform(0.5, 1.0)
 
 
 class StreamThread:

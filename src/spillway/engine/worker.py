@@ -13,7 +13,7 @@ from sqlalchemy.engine import Engine
 
 from spillway import metrics
 from spillway.secrets import SecretBox
-from spillway.store.db import now_ms
+from spillway.store.db import now_ms, write
 from spillway.store.events import prune_before, undelivered_before
 
 log = logging.getLogger(__name__)
@@ -82,7 +82,7 @@ class Worker:
             )
             log.error("export %s: %s", export["id"], reason)
             metrics.EXPORT_GAP_EVENTS.labels(export["id"]).inc(lost)
-            with self.engine.connect().execution_options(write=True) as conn, conn.begin():
+            with write(self.engine) as conn:
                 catalog.update_export(conn, export["id"], {"status_reason": reason})
                 record_audit(
                     conn,

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import sqlite3
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +24,17 @@ PG_LOCK_INGEST = 7_301_002
 def now_ms() -> int:
     """Wall-clock time in epoch milliseconds, the unit of every stored timestamp."""
     return time.time_ns() // 1_000_000
+
+
+@contextmanager
+def write(engine: Engine) -> Iterator[Connection]:
+    """A write transaction: committed when the block ends, rolled back if it raises.
+
+    Marked ``write`` so that SQLite takes its lock up front (``BEGIN IMMEDIATE``) instead of
+    failing to upgrade a read transaction under contention.
+    """
+    with engine.connect().execution_options(write=True) as conn, conn.begin():
+        yield conn
 
 
 def create_engine(url: str) -> Engine:
@@ -93,7 +106,7 @@ def migrate(engine: Engine, revision: str = "head") -> None:
 
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS_DIR))
-    with engine.connect().execution_options(write=True) as conn, conn.begin():
+    with write(engine) as conn:
         write_lock(conn, PG_LOCK_MIGRATE)
         config.attributes["connection"] = conn
         command.upgrade(config, revision)

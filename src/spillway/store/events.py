@@ -8,7 +8,7 @@ from functools import cache
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
-from spillway.store.db import PG_LOCK_INGEST, write_lock
+from spillway.store.db import PG_LOCK_INGEST, write, write_lock
 from spillway.store.schema import events
 
 # Rows per multi-row INSERT: 8 parameters a row stays far below SQLite's 32,766 and
@@ -37,7 +37,7 @@ def insert_batches(engine: Engine, batches: Sequence[Batch]) -> list[set[str]]:
     order inside the transaction, so a uuid in two batches of one group is stored once.
     """
     results: list[set[str]] = []
-    with engine.connect().execution_options(write=True) as conn, conn.begin():
+    with write(engine) as conn:
         write_lock(conn, PG_LOCK_INGEST)
         qmark = conn.dialect.paramstyle == "qmark"
         for project_id, received_ms, rows in batches:
@@ -111,7 +111,7 @@ def prune_before(engine: Engine, cutoff_ms: int, batch_size: int) -> int:
     """
     total = 0
     while True:
-        with engine.connect().execution_options(write=True) as conn, conn.begin():
+        with write(engine) as conn:
             victims = (
                 sa.select(events.c.seq)
                 .where(events.c.received_at < cutoff_ms)

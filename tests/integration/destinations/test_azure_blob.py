@@ -273,7 +273,7 @@ def _http_error(status: int, code: str, cls: type[HttpResponseError] = HttpRespo
 def test_errors_are_classified_for_the_engine(
     azure_world: AzureWorld, error: Exception, expected: type[Exception], words: str
 ) -> None:
-    failure = azure_world.store(azure_world.account_key()).failure(error)
+    failure = azure_world.store(azure_world.account_key()).classify(error)
     assert type(failure) is expected
     assert words in str(failure)
 

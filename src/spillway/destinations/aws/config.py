@@ -1,4 +1,4 @@
-"""The four ways to authenticate to AWS (SPEC R6) and the settings every stream kind shares.
+"""The four ways to authenticate to AWS and the settings every stream kind shares.
 
 Only pydantic models here: the API checks input without loading boto3.
 """
@@ -12,7 +12,6 @@ from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import (
     BaseModel,
-    BeforeValidator,
     ConfigDict,
     Field,
     SecretStr,
@@ -21,30 +20,18 @@ from pydantic import (
 )
 
 from spillway import netpolicy
+from spillway.destinations.fields import EndpointUrl, check_endpoint
 from spillway.secrets import mask
 
 REGION_PATTERN = r"^[a-z]{2}(-[a-z]+)+-\d+$"
 _ROLE_ARN = re.compile(r"^arn:aws[a-z-]*:iam::\d{12}:role/[\w+=,.@/-]{1,512}$")
-# Validation context of a destination read back from the database (registry.parse(stored=True)):
-# its endpoint is checked when a store is built instead, so a destination the operator no longer
-# allows fails its runs with a terminal error rather than failing to load.
-STORED = "stored"
-
-
-def _empty_is_none(value: Any) -> Any:
-    return None if isinstance(value, str) and not value.strip() else value
-
-
-# An empty endpoint_url means AWS's own endpoint, as if it were left out.
-EndpointUrl = Annotated[str | None, BeforeValidator(_empty_is_none)]
 
 
 def check_endpoint_url(url: str | None, info: ValidationInfo | None = None) -> None:
     """Refuse an endpoint the operator has not opened: https on an AWS domain, or an origin
     listed in SPILLWAY_ALLOWED_ENDPOINTS (raises netpolicy.Refused, a ValueError)."""
-    if url is None or (info is not None and (info.context or {}).get(STORED)):
-        return
-    netpolicy.current().check_endpoint(url, field="endpoint_url", provider=netpolicy.AWS_DOMAINS)
+    if url is not None:
+        check_endpoint(url, info, field="endpoint_url", provider=netpolicy.AWS_DOMAINS)
 
 
 class AccessKey(BaseModel):
@@ -81,6 +68,9 @@ class ServiceIdentity(BaseModel):
     model_config = ConfigDict(extra="forbid")
     mode: Literal["service_identity"] = "service_identity"
 
+
+# The credentials' modes every AWS kind takes (credentials_csv is read into an access_key).
+AUTH_MODES = ("access_key", "credentials_csv", "role", "service_identity")
 
 AwsCredentials = Annotated[AccessKey | AssumeRole | ServiceIdentity, Field(discriminator="mode")]
 
@@ -198,6 +188,11 @@ class StreamConfig(BaseModel):
     def name(self) -> str:
         """The stream's name (taken from the ARN when one was given)."""
         return self.target.rsplit("/", 1)[-1] if self.arn else self.target
+
+    @property
+    def grant_names(self) -> tuple[str, ...]:
+        """What the operator may list in SPILLWAY_SERVICE_IDENTITY to grant this stream."""
+        return (self.target,)
 
     @model_validator(mode="before")
     @classmethod

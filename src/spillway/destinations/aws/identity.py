@@ -1,4 +1,4 @@
-"""The first validation steps of every AWS kind: credentials → role → External ID (SPEC R7)."""
+"""The first validation steps of every AWS kind: credentials → role → External ID."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ from spillway.destinations.aws.client import (
     is_unreachable,
 )
 from spillway.destinations.aws.config import AssumeRole
-from spillway.destinations.base import Check, CheckStatus
+from spillway.destinations.base import Check, CheckStatus, skip_rest
 from spillway.errors import SpillwayError
 
 IDENTITY_CHECKS = ("credentials", "role", "external_id")
@@ -51,11 +51,6 @@ def identity_checks(auth: AwsAuth, *, service: str, target: str, proof: str) -> 
     if assumed.status is not CheckStatus.FAILED:
         checks.append(_external_id_enforced(auth, role, service, target))
     return checks
-
-
-def skip_rest(names: tuple[str, ...], failed: str) -> list[Check]:
-    """The steps not run because ``failed`` failed."""
-    return [Check.skipped(name, f"not run: the {failed} check failed") for name in names]
 
 
 def after_identity(checks: list[Check], later: tuple[str, ...]) -> list[Check] | None:

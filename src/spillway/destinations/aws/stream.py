@@ -1,4 +1,4 @@
-"""What Kinesis Data Streams and Firehose share (SPEC R18, R19).
+"""What Kinesis Data Streams and Firehose share.
 
 One client per stream, built on first use and reused; per-record results mapped to ``None`` or
 the service's error code; whole-call errors sorted into transient and terminal; and the ordered
@@ -19,7 +19,7 @@ from botocore.config import Config as BotoConfig
 from spillway.destinations.aws import client as aws
 from spillway.destinations.aws.client import AwsAuth, Failure, error_code
 from spillway.destinations.aws.config import StreamConfig
-from spillway.destinations.aws.identity import after_identity, identity_checks, skip_rest
+from spillway.destinations.aws.identity import after_identity, identity_checks
 from spillway.destinations.base import (
     Check,
     CheckStatus,
@@ -27,6 +27,7 @@ from spillway.destinations.base import (
     Needs,
     RecordStream,
     StreamRecord,
+    skip_rest,
 )
 from spillway.errors import SpillwayError, TransientError
 

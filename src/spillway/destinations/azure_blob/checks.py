@@ -13,27 +13,19 @@ from spillway.destinations.azure_blob.store import (
     AzureBlobStore,
     error_code,
 )
-from spillway.destinations.base import Check, CheckStatus, Needs, object_checks
-
-_LATER = ("write", "read", "list", "delete")
+from spillway.destinations.base import Check, Needs, bucket_checks
 
 
 def run_checks(store: AzureBlobStore, needs: Needs) -> list[Check]:
     """credentials → bucket (the container) → write/read/list/delete."""
-    if store.refusal is not None:  # the operator's settings do not allow it: nothing is sent
-        credentials = Check.failed("credentials", store.refusal)
-        return [credentials, *_skip_rest(("bucket", *_LATER), "credentials")]
-    credentials = _credentials(store)
-    if credentials.status is CheckStatus.FAILED:
-        return [credentials, *_skip_rest(("bucket", *_LATER), "credentials")]
-    bucket = _bucket(store)
-    if bucket.status is CheckStatus.FAILED:
-        return [credentials, bucket, *_skip_rest(_LATER, "bucket")]
-    return [credentials, bucket, *object_checks(store, needs, store.explain)]
-
-
-def _skip_rest(names: tuple[str, ...], failed: str) -> list[Check]:
-    return [Check.skipped(name, f"not run: the {failed} check failed") for name in names]
+    return bucket_checks(
+        store,
+        needs,
+        refusal=store.refusal,
+        credentials=lambda: _credentials(store),
+        bucket=lambda: _bucket(store),
+        explain=store.explain,
+    )
 
 
 def sas_problem(token: str, now: datetime) -> str | None:

@@ -25,22 +25,13 @@ from pydantic import (
 )
 
 from spillway import netpolicy
-from spillway.destinations.base import Tenant
+from spillway.destinations.base import Capabilities, Tenant, object_location
+from spillway.destinations.fields import Folder, stored
 from spillway.errors import InputError
 from spillway.secrets import mask
 
 if TYPE_CHECKING:
     from spillway.destinations.azure_blob.store import AzureBlobStore
-
-# Validation context of a destination read back from the database (registry.parse(stored=True)):
-# what the operator allows is checked when its store is built instead, so one the operator no
-# longer allows fails its runs with a terminal error rather than failing to load.
-STORED = "stored"
-
-
-def _stored(info: ValidationInfo) -> bool:
-    return bool((info.context or {}).get(STORED))
-
 
 _ACCOUNT = re.compile(r"^[a-z0-9]{3,24}$")
 _CONTAINER = re.compile(r"^(?=.{3,63}$)[a-z0-9]+(?:-[a-z0-9]+)*$")
@@ -56,7 +47,7 @@ class AzureBlobConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
     container: str = Field(description="Container name, e.g. spillway-exports.")
-    folder: str = Field(default="", description="Folder path, no leading or trailing slash.")
+    folder: Folder = ""
     account_url: str | None = Field(
         default=None,
         description=(
@@ -86,7 +77,7 @@ class AzureBlobConfig(BaseModel):
                 f"account_url is the account's endpoint without a container or path, e.g. "
                 f"https://{parts.netloc}; the container goes in 'container'"
             )
-        if _stored(info):  # checked when its store is built (see refusal())
+        if stored(info):  # checked when its store is built (see refusal())
             return value
         # In the model, so `"force": true` cannot skip it.
         return check_blob_endpoint(value, "account_url")
@@ -98,8 +89,6 @@ class AzureBlobConfig(BaseModel):
                 f"container {self.container!r} is not a valid container name (3-63 lower-case "
                 "letters, digits and single hyphens, starting and ending with a letter or digit)"
             )
-        if self.folder != self.folder.strip("/"):
-            raise ValueError("folder must not start or end with '/'")
         return self
 
 
@@ -254,7 +243,7 @@ class ConnectionString(BaseModel):
     @model_validator(mode="after")
     def _check(self, info: ValidationInfo) -> ConnectionString:
         # A stored one's endpoints are checked when its store is built (see refusal()).
-        parse_connection_string(self.connection_string.get_secret_value(), check=not _stored(info))
+        parse_connection_string(self.connection_string.get_secret_value(), check=not stored(info))
         return self
 
 
@@ -371,6 +360,15 @@ def refusal(config: AzureBlobConfig, credentials: AzureCredentials) -> str | Non
     return None
 
 
+capabilities = Capabilities(
+    stream=False,
+    updatable=("container", "folder", "account_url"),
+    auth_modes=("connection_string", "account_key", "sas_token"),
+    location=object_location("azure", "container"),
+    multipart=True,
+)
+
+
 def build(config: AzureBlobConfig, credentials: AzureCredentials, tenant: Tenant) -> AzureBlobStore:
     """A store for the container, authenticating as configured (no External ID on Azure). One
     the operator's settings no longer allow refuses every call before connecting anywhere."""
@@ -418,4 +416,4 @@ def public_credentials(credentials: AzureCredentials) -> dict[str, Any]:
     return shown
 
 
-__all__ = ["Config", "Credentials", "build", "public_credentials"]
+__all__ = ["Config", "Credentials", "build", "capabilities", "public_credentials"]

@@ -31,7 +31,6 @@ from spillway.destinations.azure_blob.kind import AzureBlobConfig, Target
 from spillway.destinations.base import (
     DEFAULT_PART_SIZE,
     VALIDATION_READ_TIMEOUT,
-    Capabilities,
     Check,
     CredentialsRejected,
     DestinationError,
@@ -184,7 +183,7 @@ class AzureBlobWriter(ObjectWriter):
         try:
             self._blob.stage_block(block_id, data, length=len(data), validate_content=True)
         except SDK_ERRORS as exc:
-            raise self._store.failure(exc) from None
+            raise self._store.classify(exc) from None
         self._blocks.append(block_id)
 
     def _commit(self) -> StoredObject:
@@ -206,7 +205,7 @@ class AzureBlobWriter(ObjectWriter):
                 blocks = [BlobBlock(block_id) for block_id in self._blocks]
                 response = self._blob.commit_block_list(blocks, content_settings=settings)
         except SDK_ERRORS as exc:
-            raise self._store.failure(exc) from None
+            raise self._store.classify(exc) from None
         details = {
             "parts": max(len(self._blocks), 1),
             "etag": response.get("etag"),
@@ -224,7 +223,6 @@ class AzureBlobStore(ObjectStore):
     """A container in an Azure Storage account (or Azurite)."""
 
     kind = "azure_blob"
-    capabilities = Capabilities(objects=True, streams=False, multipart=True)
 
     def __init__(
         self,
@@ -283,22 +281,22 @@ class AzureBlobStore(ObjectStore):
         try:
             return self.container.download_blob(key).readall()
         except SDK_ERRORS as exc:
-            raise self.failure(exc, key) from None
+            raise self.classify(exc, key) from None
 
     def list_objects(self, prefix: str) -> list[str]:
         try:
             return sorted(self.container.list_blob_names(name_starts_with=prefix or None))
         except SDK_ERRORS as exc:
-            raise self.failure(exc) from None
+            raise self.classify(exc) from None
 
     def delete_object(self, key: str) -> None:
         try:
             self.container.delete_blob(key, delete_snapshots="include")
         except ResourceNotFoundError as exc:
             if error_code(exc) != "BlobNotFound":
-                raise self.failure(exc, key) from None
+                raise self.classify(exc, key) from None
         except SDK_ERRORS as exc:
-            raise self.failure(exc, key) from None
+            raise self.classify(exc, key) from None
 
     def validate(self, needs: Needs) -> list[Check]:
         from spillway.destinations.azure_blob.checks import run_checks
@@ -310,7 +308,7 @@ class AzureBlobStore(ObjectStore):
             self._container.close()
             self._container = None
 
-    def failure(self, exc: BaseException, key: str | None = None) -> Exception:
+    def classify(self, exc: BaseException, key: str | None = None) -> Exception:
         """An SDK error as transient (retry later) or terminal (a person must act)."""
         message = self.explain(exc, key)
         status = status_code(exc)

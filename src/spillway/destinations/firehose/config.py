@@ -17,3 +17,8 @@ class FirehoseConfig(StreamConfig):
     name_pattern = r"[a-zA-Z0-9_.-]{1,64}"
 
     delivery_stream: str = Field(description="Delivery stream name, e.g. spillway-events.")
+
+    @property
+    def grant_names(self) -> tuple[str, ...]:
+        """Its name or its ARN: the calls use the name."""
+        return (self.name, self.target)

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from spillway.destinations.aws import service_identity
-from spillway.destinations.aws.config import CredentialsInput, public_credentials
-from spillway.destinations.base import Tenant
+from spillway.destinations.aws.admission import admit_stream as admit
+from spillway.destinations.aws.admission import stream_refusal
+from spillway.destinations.aws.config import AUTH_MODES, CredentialsInput, public_credentials
+from spillway.destinations.base import Capabilities, Tenant, stream_location
 from spillway.destinations.firehose.config import FirehoseConfig as Config
 
 if TYPE_CHECKING:
@@ -15,17 +16,13 @@ if TYPE_CHECKING:
 Credentials = CredentialsInput
 
 
-def _refusal(config: Config, credentials: CredentialsInput, tenant: Tenant | None) -> str | None:
-    return service_identity.refusal(
-        credentials.value, config.endpoint_url, tenant, config.what, (config.name, config.target)
-    )
-
-
-def admit(config: Config, credentials: CredentialsInput, tenant: Tenant | None) -> None:
-    """Refuse what the operator does not allow this project (service_identity mode)."""
-    problem = _refusal(config, credentials, tenant)
-    if problem:
-        raise ValueError(problem)
+capabilities = Capabilities(
+    stream=True,
+    updatable=("delivery_stream", "region", "endpoint_url"),
+    auth_modes=AUTH_MODES,
+    location=stream_location("firehose delivery stream", "delivery_stream"),
+    multipart=False,
+)
 
 
 def build(config: Config, credentials: CredentialsInput, tenant: Tenant) -> FirehoseStream:
@@ -34,8 +31,11 @@ def build(config: Config, credentials: CredentialsInput, tenant: Tenant) -> Fire
     from spillway.destinations.firehose.stream import FirehoseStream
 
     return FirehoseStream(
-        config, credentials.value, tenant.external_id, refusal=_refusal(config, credentials, tenant)
+        config,
+        credentials.value,
+        tenant.external_id,
+        refusal=stream_refusal(config, credentials, tenant),
     )
 
 
-__all__ = ["Config", "Credentials", "admit", "build", "public_credentials"]
+__all__ = ["Config", "Credentials", "admit", "build", "capabilities", "public_credentials"]

@@ -7,11 +7,15 @@ import google.auth.exceptions as auth_errors
 import requests
 from google.auth.transport.requests import Request
 
-from spillway.destinations.base import Check, CheckStatus, DestinationError, Needs, object_checks
+from spillway.destinations.base import (
+    Check,
+    DestinationError,
+    Needs,
+    bucket_checks,
+)
 from spillway.destinations.gcs.kind import ANONYMOUS_NEEDS_ENDPOINT, ServiceAccount, emulator
 from spillway.destinations.gcs.store import RETRY, GcsStore, refusal
 
-_OBJECT_CHECKS = ("write", "read", "list", "delete")
 # Asked of the bucket with testIamPermissions, which needs no permission itself.
 _CREATE, _DELETE, _GET, _LIST = (
     "storage.objects.create",
@@ -23,20 +27,14 @@ _CREATE, _DELETE, _GET, _LIST = (
 
 def run_checks(store: GcsStore, needs: Needs) -> list[Check]:
     """Each step runs only when the one before it passed (or was skipped)."""
-    if store.refusal is not None:  # the operator's settings do not allow it: nothing is sent
-        credentials = Check.failed("credentials", store.refusal)
-        return [credentials, *_skip_rest(("bucket", *_OBJECT_CHECKS), "credentials")]
-    credentials = _credentials(store)
-    if credentials.status is CheckStatus.FAILED:
-        return [credentials, *_skip_rest(("bucket", *_OBJECT_CHECKS), "credentials")]
-    bucket = _bucket(store, needs)
-    if bucket.status is CheckStatus.FAILED:
-        return [credentials, bucket, *_skip_rest(_OBJECT_CHECKS, "bucket")]
-    return [credentials, bucket, *object_checks(store, needs, store.explain)]
-
-
-def _skip_rest(names: tuple[str, ...], failed: str) -> list[Check]:
-    return [Check.skipped(name, f"not run: the {failed} check failed") for name in names]
+    return bucket_checks(
+        store,
+        needs,
+        refusal=store.refusal,
+        credentials=lambda: _credentials(store),
+        bucket=lambda: _bucket(store, needs),
+        explain=store.explain,
+    )
 
 
 def _credentials(store: GcsStore) -> Check:

@@ -21,27 +21,18 @@ from pydantic import (
 )
 
 from spillway import netpolicy
-from spillway.destinations.base import Tenant
+from spillway.destinations import fields
+from spillway.destinations.base import Capabilities, Tenant, object_location
+from spillway.destinations.fields import Folder
 from spillway.secrets import mask
 
 if TYPE_CHECKING:
     from spillway.destinations.gcs.store import GcsStore
 
-# Validation context of a destination read back from the database (registry.parse(stored=True)):
-# what the operator allows is checked when its store is built instead, so one the operator no
-# longer allows fails its runs with a terminal error rather than failing to load.
-STORED = "stored"
 
-
-def _stored(info: ValidationInfo) -> bool:
-    return bool((info.context or {}).get(STORED))
-
-
-def check_endpoint(url: str) -> str:
+def check_endpoint(url: str, info: ValidationInfo | None = None) -> str:
     """endpoint_url: https on Google's storage domain, or an origin the operator lists."""
-    return netpolicy.current().check_endpoint(
-        url, field="endpoint_url", provider=netpolicy.GCS_DOMAINS
-    )
+    return fields.check_endpoint(url, info, field="endpoint_url", provider=netpolicy.GCS_DOMAINS)
 
 
 def check_token_uri(url: str) -> str:
@@ -70,7 +61,7 @@ class GcsConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
     bucket: str = Field(description="Bucket name, e.g. acme-exports (without gs://).")
-    folder: str = Field(default="", description="Folder path, no leading or trailing slash.")
+    folder: Folder = ""
     project: str | None = Field(
         default=None,
         description="Project id used for requests; by default the service account key's.",
@@ -88,10 +79,7 @@ class GcsConfig(BaseModel):
     def _endpoint(cls, value: str | None, info: ValidationInfo) -> str | None:
         if value is None or not value.strip():
             return None
-        if _stored(info):  # checked when its store is built (see refusal())
-            return value.strip()
-        # In the model, so `"force": true` cannot skip it.
-        return check_endpoint(value.strip())
+        return check_endpoint(value.strip(), info)  # a stored one: see refusal()
 
     @model_validator(mode="after")
     def _check(self) -> GcsConfig:
@@ -112,8 +100,6 @@ class GcsConfig(BaseModel):
                 "lower-case letters, digits, '-', '_' and '.', starting and ending with a letter "
                 "or digit)"
             )
-        if self.folder != self.folder.strip("/"):
-            raise ValueError("folder must not start or end with '/'")
         if self.project is not None and not _PROJECT.match(self.project):
             raise ValueError(
                 f"project {self.project!r} is not a project id (6-30 lower-case letters, digits "
@@ -180,7 +166,7 @@ class ServiceAccountKey(BaseModel):
     @field_validator("token_uri")
     @classmethod
     def _token_uri(cls, value: str, info: ValidationInfo) -> str:
-        if _stored(info):  # checked when its store is built (see refusal())
+        if fields.stored(info):  # checked when its store is built (see refusal())
             return value
         return check_token_uri(value)
 
@@ -296,6 +282,15 @@ def refusal(config: GcsConfig, credentials: GcsCredentials) -> str | None:
     return None
 
 
+capabilities = Capabilities(
+    stream=False,
+    updatable=("bucket", "folder", "project", "endpoint_url"),
+    auth_modes=("service_account", "anonymous"),
+    location=object_location("gs", "bucket"),
+    multipart=True,
+)
+
+
 def build(config: GcsConfig, credentials: GcsCredentials, tenant: Tenant) -> GcsStore:
     """A store for the bucket (the SDK loads here; nothing talks to Google until used). One the
     operator's settings no longer allow refuses every call before connecting anywhere."""
@@ -318,4 +313,4 @@ def public_credentials(credentials: GcsCredentials) -> dict[str, Any]:
     return {"mode": value.mode}
 
 
-__all__ = ["Config", "Credentials", "admit", "build", "public_credentials"]
+__all__ = ["Config", "Credentials", "admit", "build", "capabilities", "public_credentials"]

@@ -27,7 +27,6 @@ from google.oauth2 import service_account
 from spillway import netpolicy
 from spillway.destinations.base import (
     VALIDATION_READ_TIMEOUT,
-    Capabilities,
     Check,
     CredentialsRejected,
     DestinationError,
@@ -125,7 +124,6 @@ class GcsStore(ObjectStore):
     """A bucket on Google Cloud Storage (or on a storage emulator)."""
 
     kind = "gcs"
-    capabilities = Capabilities(objects=True, streams=False, multipart=True)
 
     def __init__(
         self,

@@ -4,11 +4,19 @@ from __future__ import annotations
 
 from typing import Any
 
-from spillway.destinations.base import Tenant
+from spillway.destinations.base import Capabilities, Tenant, object_location
 from spillway.destinations.local.store import LocalConfig as Config
 from spillway.destinations.local.store import LocalCredentials as Credentials
 from spillway.destinations.local.store import LocalStore, directory_of
 from spillway.errors import InputError
+
+capabilities = Capabilities(
+    stream=False,
+    updatable=("path", "folder"),
+    auth_modes=("none",),
+    location=object_location("local", "path"),
+    multipart=False,
+)
 
 
 def admit(config: Config, credentials: Credentials, tenant: Tenant | None) -> None:
@@ -39,4 +47,4 @@ def public_credentials(credentials: Credentials) -> dict[str, Any]:
     return {"mode": credentials.mode}
 
 
-__all__ = ["Config", "Credentials", "admit", "build", "public_credentials"]
+__all__ = ["Config", "Credentials", "admit", "build", "capabilities", "public_credentials"]

@@ -23,7 +23,6 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
 from spillway.destinations.base import (
-    Capabilities,
     Check,
     DestinationError,
     Needs,
@@ -33,16 +32,13 @@ from spillway.destinations.base import (
     Tenant,
     object_checks,
 )
+from spillway.destinations.fields import check_folder, stored
 
 SETTING = "SPILLWAY_LOCAL_ROOT"
 TURNED_OFF = (
     "local folders are turned off on this server; the operator enables them with "
     f"{SETTING} (each project then writes inside its own subfolder of it)"
 )
-# Validation context of a destination read back from the database (registry.parse(stored=True)):
-# judged when its store is built instead, so one the operator no longer allows fails its runs
-# with a terminal error rather than failing to load.
-STORED = "stored"
 TEMP_PREFIX = ".spillway-"
 
 
@@ -51,10 +47,6 @@ def local_root() -> Path | None:
     from spillway.settings import Settings
 
     return Settings().local_root
-
-
-def _stored(info: ValidationInfo) -> bool:
-    return bool((info.context or {}).get(STORED))
 
 
 def _relative(value: str, field: str) -> str:
@@ -90,21 +82,19 @@ class LocalConfig(BaseModel):
     @classmethod
     def _path(cls, value: str, info: ValidationInfo) -> str:
         value = value.strip()
-        if _stored(info) and value.startswith("/"):
+        if stored(info) and value.startswith("/"):
             return value  # stored before per-project folders: judged when its store is built
         return _relative(value, "path")
 
     @field_validator("folder")
     @classmethod
     def _folder(cls, value: str) -> str:
-        if value != value.strip("/"):
-            raise ValueError("folder must not start or end with '/'")
-        _relative(value, "folder")
+        _relative(check_folder(value), "folder")
         return value
 
     @model_validator(mode="after")
     def _on(self, info: ValidationInfo) -> LocalConfig:
-        if not _stored(info) and local_root() is None:
+        if not stored(info) and local_root() is None:
             raise ValueError(TURNED_OFF)
         return self
 
@@ -191,7 +181,6 @@ class LocalStore(ObjectStore):
     """Objects as files below a directory inside the project's folder."""
 
     kind = "local"
-    capabilities = Capabilities(objects=True, streams=False, multipart=False)
 
     def __init__(
         self,

@@ -1,4 +1,4 @@
-"""The ordered validation of an S3 destination (SPEC R7)."""
+"""The ordered validation of an S3 destination."""
 
 from __future__ import annotations
 
@@ -6,8 +6,8 @@ import re
 
 from spillway.destinations.aws.client import Failure, error_code
 from spillway.destinations.aws.config import REGION_PATTERN
-from spillway.destinations.aws.identity import after_identity, identity_checks, skip_rest
-from spillway.destinations.base import Check, CheckStatus, Needs, object_checks
+from spillway.destinations.aws.identity import after_identity, identity_checks
+from spillway.destinations.base import Check, CheckStatus, Needs, object_checks, skip_rest
 from spillway.destinations.s3.client import explain
 from spillway.destinations.s3.store import S3Store
 

@@ -1,4 +1,4 @@
-"""S3 destination settings (SPEC R6, R11); the ways to authenticate are every AWS kind's."""
+"""S3 destination settings; the ways to authenticate are every AWS kind's."""
 
 from __future__ import annotations
 
@@ -12,11 +12,11 @@ from spillway.destinations.aws.config import (
     AccessKey,
     AssumeRole,
     CredentialsInput,
-    EndpointUrl,
     ServiceIdentity,
     check_endpoint_url,
     parse_credentials_csv,
 )
+from spillway.destinations.fields import EndpointUrl, Folder
 
 _BUCKET = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
 _KMS_ARN = re.compile(r"^arn:aws[a-z-]*:kms:[a-z0-9-]+:\d{12}:(key|alias)/[\w/-]+$")
@@ -27,7 +27,7 @@ class S3Config(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
     bucket: str = Field(description="Bucket name, e.g. acme-exports.")
-    folder: str = Field(default="", description="Folder path, no leading or trailing slash.")
+    folder: Folder = ""
     region: str = Field(default="us-east-1", pattern=REGION_PATTERN)
     endpoint_url: EndpointUrl = Field(
         default=None,
@@ -46,8 +46,6 @@ class S3Config(BaseModel):
                 f"bucket {self.bucket!r} is not a valid S3 bucket name (3-63 lower-case letters, "
                 "digits, '.' and '-')"
             )
-        if self.folder != self.folder.strip("/"):
-            raise ValueError("folder must not start or end with '/'")
         if self.sse == "aws:kms":
             if not self.kms_key_arn:
                 raise ValueError("sse aws:kms needs kms_key_arn (the key's ARN)")

@@ -3,12 +3,21 @@
 from __future__ import annotations
 
 from spillway.destinations.aws import service_identity
-from spillway.destinations.aws.config import CredentialsInput, public_credentials
-from spillway.destinations.base import Tenant
+from spillway.destinations.aws.config import AUTH_MODES, CredentialsInput, public_credentials
+from spillway.destinations.base import Capabilities, Tenant, object_location
 from spillway.destinations.s3.config import S3Config as Config
 from spillway.destinations.s3.store import S3Store
 
 Credentials = CredentialsInput
+
+
+capabilities = Capabilities(
+    stream=False,
+    updatable=("bucket", "folder", "region", "endpoint_url", "sse", "kms_key_arn"),
+    auth_modes=AUTH_MODES,
+    location=object_location("s3", "bucket"),
+    multipart=True,
+)
 
 
 def _refusal(config: Config, credentials: CredentialsInput, tenant: Tenant | None) -> str | None:
@@ -32,4 +41,4 @@ def build(config: Config, credentials: CredentialsInput, tenant: Tenant) -> S3St
     )
 
 
-__all__ = ["Config", "Credentials", "admit", "build", "public_credentials"]
+__all__ = ["Config", "Credentials", "admit", "build", "capabilities", "public_credentials"]

@@ -14,7 +14,6 @@ import botocore.exceptions
 from botocore.parsers import ResponseParserError
 
 from spillway.destinations.base import (
-    Capabilities,
     Check,
     Needs,
     ObjectStore,
@@ -147,7 +146,6 @@ class S3Store(ObjectStore):
     """A bucket on S3 or an S3-compatible service."""
 
     kind = "s3"
-    capabilities = Capabilities(objects=True, streams=False, multipart=True)
 
     def __init__(
         self,
