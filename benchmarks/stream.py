@@ -57,7 +57,7 @@ from spillway.demo import synthetic_events  # noqa: E402
 from spillway.destinations.aws.stream import STREAM_CONFIG  # noqa: E402
 from spillway.engine import streamer  # noqa: E402
 from spillway.engine.records import Selection  # noqa: E402
-from spillway.engine.stream_records import Encoder  # noqa: E402
+from spillway.engine.stream_records import StreamRecordEncoder  # noqa: E402
 from spillway.engine.streamer import StreamDelivery  # noqa: E402
 from spillway.ingest import Limits, judge  # noqa: E402
 from spillway.keys import create_project  # noqa: E402
@@ -288,7 +288,7 @@ def throughput(
 
     # The baseline's records: the same bytes and keys the export will send, encoded now.
     settings = exports.get(engine, project.id, export["id"])["settings"]
-    encoder = Encoder(
+    encoder = StreamRecordEncoder(
         settings.get("record_format", "spillway"),
         project.name,
         project.app_id,

@@ -205,7 +205,7 @@ def create_key(
     json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """Issue an integration key. The secret is printed once and never again."""
-    from spillway.errors import InputError
+    from spillway.errors import InputError, NotFound
     from spillway.keys import Scope
     from spillway.keys import create_key as create
     from spillway.secrets import SecretBox
@@ -221,7 +221,7 @@ def create_key(
     try:
         issued = create(engine, SecretBox(settings.service_key()), project, wanted, name)
     except InputError as exc:
-        if exc.status_code == 404:  # say which database has no such project
+        if isinstance(exc, NotFound):  # say which database has no such project
             raise _fail(missing_project(project, settings)) from None
         raise _fail(str(exc)) from None
     out = {

@@ -59,7 +59,7 @@ def print_checks(checks: list[Check]) -> None:
 
 
 def _run(action: Any) -> Any:
-    from spillway.errors import InputError
+    from spillway.errors import InputError, NotFound
     from spillway.lifecycle import ValidationFailed
 
     try:
@@ -70,7 +70,7 @@ def _run(action: Any) -> Any:
         raise typer.Exit(1) from None
     except InputError as exc:
         message = str(exc)
-        if exc.status_code == 404:  # say where it looked: the usual cause is another data dir
+        if isinstance(exc, NotFound):  # say where it looked: the usual cause is another data dir
             from spillway.cli_common import settings, where
 
             message += f" (looked in {where(settings())})"

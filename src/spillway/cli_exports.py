@@ -104,7 +104,7 @@ def _call(action: Callable[[], Any]) -> Any:
     """Run a service call; its refusals become messages and exit statuses."""
     from pydantic import ValidationError
 
-    from spillway.errors import InputError, NotFound
+    from spillway.errors import InputError, Invalid, Malformed, NotFound
 
     try:
         return action()
@@ -113,7 +113,7 @@ def _call(action: Callable[[], Any]) -> Any:
     except NotFound as exc:
         fail(str(exc))
     except InputError as exc:
-        fail(str(exc), 2 if exc.status_code in (400, 422) else 1)
+        fail(str(exc), 2 if isinstance(exc, Invalid | Malformed) else 1)  # the caller's to fix
 
 
 def _describe(exc: Any) -> str:

@@ -9,7 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from sqlalchemy.engine import Engine
 
 from spillway import text
-from spillway.errors import InputError
+from spillway.errors import Invalid, Malformed
 from spillway.store import endpoints as q
 from spillway.store.db import now_ms
 
@@ -56,9 +56,9 @@ def _string_lists(value: dict[str, Any] | None) -> dict[str, list[str] | None] |
 def check_id(endpoint_id: str) -> str:
     """An endpoint id from a path: 1 to 256 characters, no NUL."""
     if not 0 < len(endpoint_id) <= MAX_ID:
-        raise InputError(f"an endpoint id must be 1 to {MAX_ID} characters long", status_code=422)
+        raise Invalid(None, f"an endpoint id must be 1 to {MAX_ID} characters long")
     if "\x00" in endpoint_id:
-        raise InputError("an endpoint id must not contain the NUL character", status_code=422)
+        raise Invalid(None, "an endpoint id must not contain the NUL character")
     return endpoint_id
 
 
@@ -176,7 +176,7 @@ def upsert(
     """Create or update endpoints in one transaction; returns the stored records."""
     for endpoint_id, item in items:
         if item.endpoint_id is not None and item.endpoint_id != endpoint_id:
-            raise InputError(
+            raise Malformed(
                 f"endpoint_id in the body ({item.endpoint_id!r}) does not match the "
                 f"path ({endpoint_id!r})"
             )

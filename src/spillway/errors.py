@@ -1,4 +1,5 @@
-"""Error types. The worker decides whether to retry by ``isinstance``, never by name."""
+"""Error types that say what happened; the front door (``api/errors.py``, the CLI) decides how to
+answer. The worker decides whether to retry by ``isinstance``, never by name."""
 
 from __future__ import annotations
 
@@ -16,35 +17,77 @@ class TerminalError(SpillwayError):
 
 
 class InputError(SpillwayError):
-    """The caller sent something we cannot use; maps to a 4xx answer with this message."""
+    """The caller asked for something Spillway will not do; the message says why."""
 
-    status_code = 400
-    code = "bad_request"
+    # Read-only views for callers that still ask "which status?"; the answer comes from the one
+    # mapping in api/errors.py, never from the error itself.
+    @property
+    def status_code(self) -> int:
+        from spillway.api.errors import answer_for
 
-    def __init__(self, message: str, *, status_code: int | None = None, code: str | None = None):
-        super().__init__(message)
-        if status_code is not None:
-            self.status_code = status_code
-        if code is not None:
-            self.code = code
+        return answer_for(self).status
+
+    @property
+    def code(self) -> str:
+        from spillway.api.errors import answer_for
+
+        return answer_for(self).code
+
+    @property
+    def headers(self) -> dict[str, str]:
+        from spillway.api.errors import answer_for
+
+        return answer_for(self).headers
+
+
+class Malformed(InputError):
+    """The request cannot be used as sent: unreadable, the wrong shape, or naming nothing known."""
+
+
+class Invalid(InputError):
+    """A value breaks a rule; ``field`` names it (None when the reason names it already)."""
+
+    def __init__(self, field: str | None, reason: str) -> None:
+        super().__init__(f"{field}: {reason}" if field else reason)
+        self.field = field
+        self.reason = reason
+
+
+class Unsupported(InputError):
+    """The request is in a form (encoding, media type) Spillway does not read."""
 
 
 class NotFound(InputError):
     """The named object does not exist (or belongs to another project)."""
 
-    status_code = 404
-    code = "not_found"
-
 
 class Conflict(InputError):
-    """The name (or other unique value) is taken; the message says by what."""
+    """The name (or other unique value) is taken, or the object's state forbids the change."""
 
-    status_code = 409
-    code = "conflict"
+
+class NotApplicable(InputError):
+    """The action does not apply to this kind of object (a stream export has nothing to run)."""
 
 
 class TooLarge(InputError):
     """A request exceeded a configured size limit; the message names the limit."""
 
-    status_code = 413
-    code = "too_large"
+
+class Unauthorized(InputError):
+    """No usable credentials: missing, malformed, unknown or revoked."""
+
+
+class Forbidden(InputError):
+    """Valid credentials that may not do this."""
+
+
+class Busy(InputError):
+    """Spillway has no room for this work now; ``retry_after`` seconds is a fair wait."""
+
+    def __init__(self, message: str, *, retry_after: float) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class RateLimited(Busy):
+    """The caller already has as much of this work running as it may."""

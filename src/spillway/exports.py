@@ -24,7 +24,7 @@ from spillway.engine.encode import FileSpec
 from spillway.engine.pgp import inspect_public_key, precheck_public_key
 from spillway.engine.runner import DEFAULT_MAX_FILE_BYTES, RANGE_KEYS, file_base
 from spillway.engine.windows import Frequency, next_end
-from spillway.errors import InputError, NotFound
+from spillway.errors import Conflict, Invalid, NotApplicable, NotFound
 from spillway.lifecycle import Actor
 from spillway.store import catalog, export_status
 from spillway.store import runs as q
@@ -194,6 +194,11 @@ class BackfillIn(BaseModel):
         return self
 
 
+class BadExportSettings(Invalid):
+    """An export's settings break a rule of the export model, as a request that fails its schema
+    does (the field checks that need gpg, DNS or the destination's kind)."""
+
+
 def check_pgp_key(key: str | None) -> None:
     """Have gpg read a new PGP public key (seconds of work: call it off the event loop)."""
     if not key:
@@ -201,9 +206,7 @@ def check_pgp_key(key: str | None) -> None:
     try:
         inspect_public_key(key)
     except ValueError as exc:
-        raise InputError(
-            f"pgp_public_key: {exc}", status_code=422, code="invalid_request"
-        ) from None
+        raise BadExportSettings("pgp_public_key", str(exc)) from None
 
 
 def check_webhook_host(url: str | None) -> None:
@@ -216,24 +219,21 @@ def check_webhook_host(url: str | None) -> None:
     try:
         netpolicy.current().check_webhook(url)
     except netpolicy.Refused as exc:
-        raise InputError(f"webhook_url: {exc}", status_code=422, code="invalid_request") from None
+        raise BadExportSettings("webhook_url", str(exc)) from None
 
 
 def check_frequency(kind: str, frequency: str) -> None:
     """Streams go to stream destinations, files to object stores: say which fits."""
     stream = registry.capabilities(kind).stream
     if stream and frequency != "stream":
-        raise InputError(
-            f'frequency: a {kind} destination takes stream exports: set frequency to "stream"',
-            status_code=422,
-            code="invalid_request",
+        raise BadExportSettings(
+            "frequency", f'a {kind} destination takes stream exports: set frequency to "stream"'
         )
     if not stream and frequency == "stream":
-        raise InputError(
-            f'frequency: "stream" needs a {" or ".join(registry.stream_kinds())} destination, '
+        raise BadExportSettings(
+            "frequency",
+            f'"stream" needs a {" or ".join(registry.stream_kinds())} destination, '
             f"not {kind}; use every_15_minutes, daily or weekly for files",
-            status_code=422,
-            code="invalid_request",
         )
 
 
@@ -262,12 +262,12 @@ def check_start(start: int | str, now: int, retention_days: int) -> int:
         f"{-(-oldest // 1000)} (the retention period, {retention_days} days) to {now // 1000} (now)"
     )
     if start * 1000 > now:
-        raise InputError(f"start: {start} is in the future; {allowed}", status_code=422)
+        raise Invalid("start", f"{start} is in the future; {allowed}")
     if start * 1000 < oldest:
-        raise InputError(
-            f"start: {start} is before the retention period: events that old are no longer "
+        raise Invalid(
+            "start",
+            f"{start} is before the retention period: events that old are no longer "
             f"kept; {allowed}",
-            status_code=422,
         )
     return start * 1000
 
@@ -310,11 +310,7 @@ def create(
         check_frequency(destination["kind"], body.frequency)
         for existing in catalog.list_exports(conn, actor.project_id):
             if existing["name"] == body.name and existing["destination_id"] == body.destination_id:
-                raise InputError(
-                    f"an export named {body.name!r} already writes there",
-                    status_code=409,
-                    code="conflict",
-                )
+                raise Conflict(f"an export named {body.name!r} already writes there")
         export_id = uuid.uuid4().hex
         start = _start_cursor(conn, actor.project_id, body.start, start_at)
         settings = body.model_dump(exclude={"name", "destination_id", "frequency", "start"})
@@ -398,19 +394,15 @@ def update(engine: Engine, actor: Actor, export_id: str, body: ExportPatch) -> d
                 {**stored, **changes}, context={"stored": stored}
             )
         except ValidationError as exc:
-            raise InputError(
-                _describe(exc, set(changes)), status_code=422, code="invalid_request"
-            ) from None
+            raise BadExportSettings(None, _describe(exc, set(changes))) from None
         with engine.connect() as conn:
             destination = catalog.destination_by_id(conn, row["destination_id"])
         if destination is not None:
             check_frequency(destination["kind"], frequency)
         elif status == "active" or frequency != row["frequency"]:
-            raise InputError(
+            raise Conflict(
                 "the destination of this export was deleted, so it cannot run again: create "
-                "an export on another destination (and delete this one)",
-                status_code=409,
-                code="conflict",
+                "an export on another destination (and delete this one)"
             )
         # The slow checks of a new value (this runs off the event loop).
         if "pgp_public_key" in changes:
@@ -471,13 +463,9 @@ def run_now(engine: Engine, actor: Actor, export_id: str, now: int | None = None
     """
     row = get(engine, actor.project_id, export_id)
     if row["status"] == "disabled":
-        raise InputError(
-            "the export is disabled; enable it first", status_code=409, code="conflict"
-        )
+        raise Conflict("the export is disabled; enable it first")
     if row["frequency"] == "stream":
-        raise InputError(
-            "a stream export delivers continuously; there is nothing to run", status_code=409
-        )
+        raise NotApplicable("a stream export delivers continuously; there is nothing to run")
     run_id = uuid.uuid4().hex
     settings = {**_snapshot(row, _folder(engine, row)), RANGE_KEYS: True}
     with write(engine) as conn:
@@ -511,18 +499,17 @@ def backfill(
     """
     row = get(engine, actor.project_id, export_id)
     if row["frequency"] == "stream":
-        raise InputError(
+        raise NotApplicable(
             "backfills write files; a stream export cannot backfill. Create a file export "
-            "on an object-store destination and backfill that",
-            status_code=409,
+            "on an object-store destination and backfill that"
         )
     now = now or now_ms()
     oldest = now - retention_days * DAY_MS
     if body.start * 1000 < oldest:
-        raise InputError(
+        raise Invalid(
+            None,
             f"start is before the retention period ({retention_days} days): events that old "
             "are no longer kept",
-            status_code=422,
         )
     covered_from = min(row["created_at"], row["start_at"] or row["created_at"])
     if body.end * 1000 > covered_from:
@@ -537,9 +524,7 @@ def backfill(
                 and run["range_start_ms"] < body.end * 1000
                 and body.start * 1000 < run["range_end_ms"]
             ):
-                raise InputError(
-                    f"this range overlaps backfill {run['id']}", status_code=409, code="conflict"
-                )
+                raise Conflict(f"this range overlaps backfill {run['id']}")
     settings = _snapshot(row, _folder(engine, row))
     run_id = uuid.uuid4().hex
     settings["prefix"] = f"{settings['prefix']}_backfill/{run_id}"

@@ -16,7 +16,7 @@ from typing import Any
 import orjson
 from sqlalchemy.engine import Engine
 
-from spillway.errors import InputError, TooLarge
+from spillway.errors import Malformed, TooLarge, Unsupported
 from spillway.store.db import now_ms
 from spillway.store.events import insert_events
 
@@ -112,35 +112,49 @@ def outcome(judged: Judged, existing: set[str]) -> Outcome:
     return Outcome(judged.received, accepted, judged.rejected, duplicates)
 
 
+class BadGzip(Malformed):
+    """The body says it is gzip and is not (corrupt, truncated, trailing bytes)."""
+
+
+class BadJson(Malformed):
+    """The body is not JSON, or not one of the shapes a batch of events takes."""
+
+
+class EmptyBatch(Malformed):
+    """The body parsed and holds no events."""
+
+
+class UnknownEncoding(Unsupported):
+    """A ``Content-Encoding`` other than gzip or none."""
+
+
+class UnknownMediaType(Unsupported):
+    """A ``Content-Type`` that is neither JSON nor NDJSON."""
+
+
 def decode_body(body: bytes, content_encoding: str | None, limits: Limits) -> bytes:
     """Undo ``Content-Encoding`` with the size limit applied to the decompressed bytes."""
     encoding = (content_encoding or "identity").strip().lower()
     if encoding in ("identity", ""):
         return body
     if encoding not in ("gzip", "x-gzip"):
-        raise InputError(
-            f"Content-Encoding {content_encoding!r} is not supported; send gzip or no encoding",
-            status_code=415,
-            code="unsupported_encoding",
+        raise UnknownEncoding(
+            f"Content-Encoding {content_encoding!r} is not supported; send gzip or no encoding"
         )
     inflater = zlib.decompressobj(wbits=16 + zlib.MAX_WBITS)
     try:
         out = inflater.decompress(body, limits.max_request_bytes + 1)
     except zlib.error as exc:
-        raise InputError(f"body is not valid gzip: {exc}", code="bad_gzip") from exc
+        raise BadGzip(f"body is not valid gzip: {exc}") from exc
     if len(out) > limits.max_request_bytes:
         raise TooLarge(
             f"decompressed body exceeds {limits.max_request_bytes:,} bytes "
             "(SPILLWAY_MAX_REQUEST_BYTES); send smaller batches"
         )
     if not inflater.eof:
-        raise InputError(
-            "gzip body is truncated: the compressed stream ends early", code="bad_gzip"
-        )
+        raise BadGzip("gzip body is truncated: the compressed stream ends early")
     if inflater.unused_data:
-        raise InputError(
-            "gzip body has trailing bytes after the compressed stream", code="bad_gzip"
-        )
+        raise BadGzip("gzip body has trailing bytes after the compressed stream")
     return out
 
 
@@ -153,16 +167,14 @@ def parse_body(body: bytes, content_type: str | None) -> list[Any]:
     if media in NDJSON_TYPES:
         return _parse_ndjson(body)
     if media not in JSON_TYPES and not media.endswith("+json"):
-        raise InputError(
+        raise UnknownMediaType(
             f"Content-Type {media!r} is not supported; send application/json (an array or "
-            '{"events": [...]}) or application/x-ndjson (one event per line)',
-            status_code=415,
-            code="unsupported_media_type",
+            '{"events": [...]}) or application/x-ndjson (one event per line)'
         )
     try:
         document = orjson.loads(body)
     except orjson.JSONDecodeError as exc:
-        raise InputError(f"body is not valid JSON: {exc}", code="bad_json") from exc
+        raise BadJson(f"body is not valid JSON: {exc}") from exc
     if isinstance(document, list):
         return document
     if isinstance(document, dict):
@@ -171,11 +183,8 @@ def parse_body(body: bytes, content_type: str | None) -> list[Any]:
             return [document]  # a single event object
         if isinstance(events, list):
             return events
-        raise InputError('"events" must be a JSON array of event objects', code="bad_json")
-    raise InputError(
-        'body must be a JSON array of events, {"events": [...]}, or one event object',
-        code="bad_json",
-    )
+        raise BadJson('"events" must be a JSON array of event objects')
+    raise BadJson('body must be a JSON array of events, {"events": [...]}, or one event object')
 
 
 class _BadLine:
@@ -205,7 +214,7 @@ def judge(raw_events: list[Any], received_ms: int, limits: Limits) -> Judged:
     """Validate and normalise each event on its own; see SPEC R1 for the fields."""
     count = len(raw_events)
     if count == 0:
-        raise InputError("the request holds no events", code="empty_batch")
+        raise EmptyBatch("the request holds no events")
     if count > limits.max_events_per_request:
         raise TooLarge(
             f"{count:,} events in one request; the limit is {limits.max_events_per_request:,} "

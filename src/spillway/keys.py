@@ -12,7 +12,7 @@ from enum import StrEnum
 from sqlalchemy.engine import Engine
 
 from spillway import text
-from spillway.errors import InputError
+from spillway.errors import Conflict, Forbidden, Invalid, Malformed, NotFound, Unauthorized
 from spillway.secrets import SecretBox
 from spillway.store import projects as q
 from spillway.store.db import write
@@ -87,15 +87,13 @@ def create_project(engine: Engine, name: str) -> q.ProjectRow:
     """Create a project with a fresh public id and External ID."""
     name = name.strip()
     if not name or len(name) > 200:
-        raise InputError("project name must be 1 to 200 characters")
+        raise Malformed("project name must be 1 to 200 characters")
     reason = text.problem(name)
     if reason is not None:
-        raise InputError(f"project name: {reason}", status_code=422)
+        raise Invalid("project name", reason)
     with write(engine) as conn:
         if q.project_by_name(conn, name) is not None:
-            raise InputError(
-                f"a project named {name!r} already exists", status_code=409, code="conflict"
-            )
+            raise Conflict(f"a project named {name!r} already exists")
         row = q.insert_project(
             conn,
             app_id=secrets.token_hex(16),
@@ -122,9 +120,7 @@ def create_key(
     with write(engine) as conn:
         project = q.project_by_ref(conn, project_ref)
         if project is None:
-            raise InputError(
-                f"no project named or with id {project_ref!r}", status_code=404, code="not_found"
-            )
+            raise NotFound(f"no project named or with id {project_ref!r}")
         q.insert_key(
             conn,
             key_id=key_id,
@@ -145,18 +141,8 @@ def create_key(
     return IssuedKey(project.app_id, project.name, key_id, secret, scope)
 
 
-class AuthError(InputError):
-    """No usable credentials (401)."""
-
-    status_code = 401
-    code = "unauthorized"
-
-
-class ForbiddenError(InputError):
-    """Valid credentials that may not do this (403)."""
-
-    status_code = 403
-    code = "forbidden"
+AuthError = Unauthorized  # the names this module's callers used
+ForbiddenError = Forbidden
 
 
 def parse_bearer(header: str | None) -> tuple[str, str]:

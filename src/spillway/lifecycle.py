@@ -15,7 +15,7 @@ from sqlalchemy.engine import Engine
 from spillway import destinations as registry
 from spillway import validation
 from spillway.destinations.base import Check, Needs, Tenant, all_passed, validating
-from spillway.errors import InputError, NotFound, TerminalError
+from spillway.errors import Conflict, InputError, Invalid, Malformed, NotFound, TerminalError
 from spillway.secrets import SecretBox, SecretUnreadable
 from spillway.store import catalog as q
 from spillway.store.db import now_ms
@@ -24,25 +24,20 @@ from spillway.store.projects import project_by_id, record_audit
 DEFAULT_FEATURES = {"read_back": False, "cleanup": False, "test_record": False}
 
 
-class ValidationFailed(InputError):
+class ValidationFailed(Invalid):
     """Checks failed; the answer carries them so a person can fix what they say."""
 
-    status_code = 422
-    code = "validation_failed"
-
     def __init__(self, message: str, checks: list[Check]) -> None:
-        super().__init__(message)
+        super().__init__(None, message)
         self.checks = checks
 
 
 class CredentialsUnreadable(InputError, TerminalError):
     """The stored credentials do not open with this server's service key.
 
-    409 for the API; terminal for the engine. Rotating the credentials replaces them.
+    A conflict with the server's key for the API; terminal for the engine. Rotating the
+    credentials replaces them.
     """
-
-    status_code = 409
-    code = "credentials_unreadable"
 
     def __init__(self, destination_id: str) -> None:
         super().__init__(
@@ -75,9 +70,9 @@ def _features(raw: dict[str, Any] | None) -> dict[str, bool]:
     features = dict(DEFAULT_FEATURES)
     for key, value in (raw or {}).items():
         if key not in DEFAULT_FEATURES:
-            raise InputError(f"unknown feature {key!r}; known: {', '.join(DEFAULT_FEATURES)}")
+            raise Malformed(f"unknown feature {key!r}; known: {', '.join(DEFAULT_FEATURES)}")
         if not isinstance(value, bool):
-            raise InputError(f"feature {key} must be true or false")
+            raise Malformed(f"feature {key} must be true or false")
         features[key] = value
     return features
 
@@ -140,16 +135,14 @@ def create(
     """Validate (unless forced) and store a destination; returns its row and the checks."""
     name = str(body.get("name") or "").strip()
     if not name or len(name) > 200:
-        raise InputError("name must be 1 to 200 characters")
+        raise Malformed("name must be 1 to 200 characters")
     kind = str(body.get("kind") or "")
     tenant = tenant_of(engine, actor.project_id)
     parsed = registry.parse(kind, body.get("config") or {}, body.get("credentials") or {}, tenant)
     features = _features(body.get("features"))
     with engine.connect() as conn:
         if q.destination_by_name(conn, actor.project_id, name) is not None:
-            raise InputError(
-                f"a destination named {name!r} already exists", status_code=409, code="conflict"
-            )
+            raise Conflict(f"a destination named {name!r} already exists")
     checks: list[Check] = []
     if not body.get("force"):
         checks = _run(parsed, tenant, features)
@@ -258,7 +251,7 @@ def update(
     changes = body.get("config") or {}
     unknown = sorted(set(changes) - set(allowed))
     if unknown:
-        raise InputError(
+        raise Malformed(
             f"cannot change {', '.join(unknown)} of a {row['kind']} destination; changeable: "
             f"{', '.join(allowed)}. To change provider, create a new destination, then delete "
             "this one"

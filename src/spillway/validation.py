@@ -19,18 +19,13 @@ from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 
 from spillway.destinations.base import Check
-from spillway.errors import InputError
+from spillway.errors import Busy, RateLimited
 from spillway.settings import Settings, get_settings
 
 log = logging.getLogger(__name__)
 
 
-class Refused(InputError):
-    """A validation not started, with the ``Retry-After`` seconds to send."""
-
-    def __init__(self, message: str, *, status_code: int, code: str, retry_after: float) -> None:
-        super().__init__(message, status_code=status_code, code=code)
-        self.headers = {"Retry-After": str(max(1, round(retry_after)))}
+Refused = Busy  # a validation not started: the pool is full, or the project's share is used
 
 
 class ValidationPool:
@@ -86,12 +81,10 @@ class ValidationPool:
         with self._lock:
             mine = self._by_project.get(project, 0)
             if mine >= self.per_project:
-                raise Refused(
+                raise RateLimited(
                     f"this project already has {mine} destination validations running, the most "
                     "it may run at once (SPILLWAY_VALIDATION_PER_PROJECT); try again when they "
                     "finish",
-                    status_code=429,
-                    code="too_many_validations",
                     retry_after=self.deadline,
                 )
             if self._admitted >= self.capacity:
@@ -99,12 +92,10 @@ class ValidationPool:
             self._admitted += 1
             self._by_project[project] = mine + 1
 
-    def _busy(self) -> Refused:
-        return Refused(
+    def _busy(self) -> Busy:
+        return Busy(
             "Spillway is busy validating other destinations (SPILLWAY_VALIDATION_CONCURRENCY); "
             "nothing was changed, try again shortly",
-            status_code=503,
-            code="validation_busy",
             retry_after=self.deadline,
         )
 

@@ -20,10 +20,10 @@ from spillway.keys import Scope, create_key, create_project
 from spillway.secrets import SecretBox
 from spillway.settings import Settings
 from spillway.store import catalog
-from spillway.store.projects import audit_entries
 from tests.integration.destinations.case_s3 import S3World
 from tests.server_recorder import DENIED, MARKER, PAGE, recorder
 from tests.servers import allow_endpoint
+from tests.store_queries import audit_entries
 
 
 @dataclass

@@ -1,4 +1,4 @@
-"""Scheduled exports to S3 (moto, IAM enforced) through failures and changes (SPEC R16, R23).
+"""Scheduled exports to S3 (moto, IAM enforced) through failures and changes.
 
 Credentials revoked for three simulated days: the export stops, says why (status, run history,
 webhook), writes nothing and keeps everything; after a rotation it catches up window by window

@@ -28,13 +28,13 @@ from spillway.keys import create_project
 from spillway.secrets import SecretBox
 from spillway.settings import Settings
 from spillway.store import catalog
-from spillway.store import events as eq
 from tests.integration.chaos import CHAOS
 from tests.integration.destinations.case_s3 import S3World
 from tests.integration.destinations.policy import Policy
 from tests.integration.exporting import T0, Clock, Setup, data_files, records
 from tests.integration.streaming import create_stream, event_uuid, make_stream_setup, read_stream
 from tests.server_moto import REGION, Moto
+from tests.store_queries import count_events
 
 # Local destinations exist only with the operator's SPILLWAY_LOCAL_ROOT.
 pytestmark = pytest.mark.usefixtures("local_root")
@@ -245,7 +245,7 @@ def test_a_broken_project_stops_no_one_else(
 
     assert pruned == 5  # retention ran in spite of A
     with engine.connect() as conn:
-        assert eq.count_events(conn, b_project.id) == len(b_sent)
+        assert count_events(conn, b_project.id) == len(b_sent)
     delivered = [r["event"]["event_uuid"] for path in data_files(b.root) for r in records(path)]
     assert delivered == b_sent
 

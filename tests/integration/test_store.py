@@ -16,6 +16,7 @@ from spillway.keys import create_project
 from spillway.store import events as q
 from spillway.store.db import PG_LOCK_INGEST, create_engine, migrate, now_ms, write_lock
 from spillway.store.schema import events, metadata
+from tests.store_queries import count_events, event_uuids, high_water
 
 
 def _rows(count: int, uid: str = "u1") -> list[q.EventRow]:
@@ -42,7 +43,7 @@ def test_insert_skips_already_stored_uuids(engine: Engine) -> None:
     again = q.insert_events(engine, project, now_ms(), rows[5:] + _rows(3))
     assert again == {row[1] for row in rows[5:]}
     with engine.connect() as conn:
-        assert q.count_events(conn, project) == 13
+        assert count_events(conn, project) == 13
 
 
 def test_same_uuid_in_two_projects_is_two_events(engine: Engine) -> None:
@@ -56,11 +57,11 @@ def test_sequence_never_reused_after_everything_is_pruned(engine: Engine) -> Non
     project = create_project(engine, "p").id
     q.insert_events(engine, project, now_ms() - 100 * DAY_MS, _rows(5))
     with engine.connect() as conn:
-        before = q.high_water(conn)
+        before = high_water(conn)
     assert q.prune_before(engine, now_ms(), batch_size=2) == 5
     q.insert_events(engine, project, now_ms(), _rows(1))
     with engine.connect() as conn:
-        assert q.high_water(conn) > before
+        assert high_water(conn) > before
 
 
 def test_retention_prunes_only_old_events_in_batches(engine: Engine) -> None:
@@ -72,7 +73,7 @@ def test_retention_prunes_only_old_events_in_batches(engine: Engine) -> None:
     result = Worker(engine, retention_days=90, retention_batch_size=5).run_once()
     assert result == {"pruned": 23}
     with engine.connect() as conn:
-        assert q.event_uuids(conn, project) == [row[1] for row in fresh]
+        assert event_uuids(conn, project) == [row[1] for row in fresh]
 
 
 def test_sequence_order_is_commit_order(engine: Engine) -> None:
@@ -104,7 +105,7 @@ def test_sequence_order_is_commit_order(engine: Engine) -> None:
     thread.start()
     time.sleep(0.5)
     with engine.connect() as reader:
-        assert q.high_water(reader) == 0, "an uncommitted sequence must not be visible"
+        assert high_water(reader) == 0, "an uncommitted sequence must not be visible"
     assert not done.is_set(), "second writer must wait for the first to commit"
     tx.commit()
     holder.close()

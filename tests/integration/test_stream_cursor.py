@@ -22,7 +22,6 @@ from spillway.ingest import judge
 from spillway.store import catalog
 from spillway.store import streams as sq
 from spillway.store.db import PG_LOCK_INGEST, now_ms, write_lock
-from spillway.store.events import high_water
 from spillway.store.schema import events
 from tests.integration.streaming import (
     LIMITS,
@@ -33,6 +32,7 @@ from tests.integration.streaming import (
     read_stream,
 )
 from tests.server_moto import Moto
+from tests.store_queries import high_water
 
 
 def shown(setup: StreamSetup, export_id: str) -> dict[str, Any]:

@@ -1,4 +1,4 @@
-"""Unit tests of endpoint validation and the merge rules of an update (SPEC R3)."""
+"""Unit tests of endpoint validation and the merge rules of an update."""
 
 from __future__ import annotations
 

@@ -26,6 +26,7 @@ from spillway.secrets import SecretBox
 from spillway.store import projects as q
 from spillway.store.db import create_engine, migrate
 from spillway.store.schema import integration_keys
+from tests.store_queries import sealed_secret
 
 BOX = SecretBox(b"unit-test-service-key-of-32-bytes-or-more")
 
@@ -232,7 +233,7 @@ def test_revoked_key_is_refused(sqlite_engine: Engine, issued: IssuedKey) -> Non
     assert "revoked" in str(info.value)
     assert revoke(sqlite_engine, issued.key_id) is False  # already revoked
     with sqlite_engine.connect() as conn:
-        assert q.sealed_secret(conn, issued.key_id) is None
+        assert sealed_secret(conn, issued.key_id) is None
 
 
 def test_revoking_one_key_leaves_the_others_working(sqlite_engine: Engine) -> None:

@@ -7,7 +7,7 @@ from typing import Any
 import orjson
 
 from spillway.engine.records import Selection
-from spillway.engine.stream_records import Encoder
+from spillway.engine.stream_records import StreamRecordEncoder
 from spillway.store.streams import StoredEvent
 
 
@@ -35,7 +35,9 @@ def test_pinpoint_record_of_an_event_nested_to_the_encoders_limit() -> None:
         "device_attributes": {"locale": deep, "platform": "ANDROID", "make": "x"},
         "event_attributes": {"a": deep},
     }
-    record = orjson.loads(Encoder("pinpoint", "app", "app-id", Selection()).encode(stored(event)))
+    record = orjson.loads(
+        StreamRecordEncoder("pinpoint", "app", "app-id", Selection()).encode(stored(event))
+    )
     assert record["endpoint"]["User"]["UserAttributes"]["plan"] == [orjson.dumps(deep).decode()]
     assert record["device"]["locale"]["code"] == orjson.dumps(deep).decode()
     assert record["device"]["platform"]["name"] == "android"
@@ -45,6 +47,8 @@ def test_pinpoint_record_of_an_event_nested_to_the_encoders_limit() -> None:
 def test_ordinary_pinpoint_records_are_unchanged() -> None:
     event = {"uid": "u1", "event_name": "n", "user_attributes": {"plan": ["pro"], "n": 3},
              "device_attributes": {"locale": "en_US"}}  # fmt: skip
-    record = orjson.loads(Encoder("pinpoint", "a", "b", Selection()).encode(stored(event)))
+    record = orjson.loads(
+        StreamRecordEncoder("pinpoint", "a", "b", Selection()).encode(stored(event))
+    )
     assert record["endpoint"]["User"]["UserAttributes"] == {"plan": ["pro"], "n": ["3"]}
     assert record["device"]["locale"] == {"code": "en_US"}

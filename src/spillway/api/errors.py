@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import functools
 import logging
+from dataclasses import dataclass
 from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException
 
+from spillway import errors
 from spillway.api.responses import JSON
 from spillway.errors import InputError, TransientError
 
@@ -30,19 +33,71 @@ def _describe(errors: list[Any]) -> str:
     return "; ".join(parts)
 
 
+@dataclass(frozen=True)
+class Answer:
+    """The status, ``error`` code and headers an error gets over HTTP."""
+
+    status: int
+    code: str
+    headers: dict[str, str]
+
+
+@functools.cache
+def _table() -> list[tuple[type[InputError], int, str]]:
+    # Imported on first use: spillway.errors reaches this module lazily, and these import it.
+    from spillway.exports import BadExportSettings
+    from spillway.ingest import BadGzip, BadJson, EmptyBatch, UnknownEncoding, UnknownMediaType
+    from spillway.lifecycle import CredentialsUnreadable, ValidationFailed
+
+    # The first row whose type matches wins: subclasses before their bases.
+    return [
+        (ValidationFailed, 422, "validation_failed"),
+        (CredentialsUnreadable, 409, "credentials_unreadable"),
+        (BadExportSettings, 422, "invalid_request"),
+        (BadGzip, 400, "bad_gzip"),
+        (BadJson, 400, "bad_json"),
+        (EmptyBatch, 400, "empty_batch"),
+        (UnknownEncoding, 415, "unsupported_encoding"),
+        (UnknownMediaType, 415, "unsupported_media_type"),
+        (errors.RateLimited, 429, "too_many_validations"),
+        (errors.Busy, 503, "validation_busy"),
+        (errors.Unauthorized, 401, "unauthorized"),
+        (errors.Forbidden, 403, "forbidden"),
+        (errors.NotFound, 404, "not_found"),
+        (errors.Conflict, 409, "conflict"),
+        (errors.NotApplicable, 409, "bad_request"),
+        (errors.TooLarge, 413, "too_large"),
+        (errors.Unsupported, 415, "unsupported_media_type"),
+        (errors.Invalid, 422, "bad_request"),
+        (errors.Malformed, 400, "bad_request"),
+        (InputError, 400, "bad_request"),
+    ]
+
+
+def answer_for(exc: InputError) -> Answer:
+    """The one mapping from a domain error to its HTTP answer."""
+    status, code = next((s, c) for kind, s, c in _table() if isinstance(exc, kind))
+    headers: dict[str, str] = {}
+    if isinstance(exc, errors.Busy):
+        headers["Retry-After"] = str(max(1, round(exc.retry_after)))
+    if isinstance(exc, errors.Unauthorized):
+        headers["WWW-Authenticate"] = "Bearer"
+    return Answer(status, code, headers)
+
+
 def install(app: FastAPI) -> None:
     """Register the handlers that turn exceptions into JSON answers."""
 
     @app.exception_handler(InputError)
     async def _input(_: Request, exc: InputError) -> JSON:
-        headers = dict(getattr(exc, "headers", None) or {})  # e.g. Retry-After of a 429
-        if exc.status_code == 401:
-            headers["WWW-Authenticate"] = "Bearer"
+        answer = answer_for(exc)
         extra: dict[str, Any] = {}
         checks = getattr(exc, "checks", None)
         if checks is not None:
             extra["checks"] = [check.as_dict() for check in checks]
-        return JSON(error_body(exc.code, str(exc), **extra), exc.status_code, headers=headers)
+        return JSON(
+            error_body(answer.code, str(exc), **extra), answer.status, headers=answer.headers
+        )
 
     @app.exception_handler(TransientError)
     async def _transient(_: Request, exc: TransientError) -> JSON:

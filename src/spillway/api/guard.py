@@ -22,10 +22,10 @@ from sqlalchemy.exc import SQLAlchemyError
 from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from spillway.api.errors import error_body
+from spillway.api.errors import answer_for, error_body
 from spillway.api.responses import JSON
-from spillway.errors import TooLarge
-from spillway.keys import AuthError, Principal, parse_bearer, verify
+from spillway.errors import InputError, TooLarge, Unauthorized
+from spillway.keys import Principal, parse_bearer, verify
 from spillway.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -91,7 +91,7 @@ class Authenticator:
         self._pending: dict[bytes, asyncio.Future[Principal]] = {}
 
     async def principal(self, header: str | None) -> Principal:
-        """The caller of a request, or :class:`AuthError` (:class:`SQLAlchemyError` when the
+        """The caller of a request, or :class:`Unauthorized` (:class:`SQLAlchemyError` when the
         database does not answer)."""
         key_id, secret = parse_bearer(header)
         digest = hashlib.sha256(f"{key_id}.{secret}".encode()).digest()
@@ -141,6 +141,11 @@ async def _refuse(
     await JSON(error_body(code, message), status, headers=headers)(scope, receive, send)
 
 
+async def _refuse_error(scope: Scope, receive: Receive, send: Send, exc: InputError) -> None:
+    answer = answer_for(exc)
+    await _refuse(scope, receive, send, answer.status, answer.code, str(exc), answer.headers)
+
+
 class GuardMiddleware:
     """Authenticates ``/api/v1`` requests and holds their bodies to the route's limit, before
     and while the body is read (pure ASGI: the body is never buffered here)."""
@@ -157,10 +162,8 @@ class GuardMiddleware:
         headers = Headers(scope=scope)
         try:
             principal = await self.authenticator.principal(headers.get("authorization"))
-        except AuthError as exc:
-            await _refuse(
-                scope, receive, send, 401, exc.code, str(exc), {"WWW-Authenticate": "Bearer"}
-            )
+        except Unauthorized as exc:
+            await _refuse_error(scope, receive, send, exc)
             return
         except SQLAlchemyError as exc:
             log.warning("answering 503: key lookup failed (%s)", exc.__class__.__name__)
@@ -186,7 +189,7 @@ class GuardMiddleware:
                 )
                 return
             if size > limit.size:
-                await _refuse(scope, receive, send, 413, TooLarge.code, limit.declared(size))
+                await _refuse_error(scope, receive, send, TooLarge(limit.declared(size)))
                 return
 
         scope.setdefault("state", {})["principal"] = principal
@@ -218,4 +221,4 @@ class GuardMiddleware:
             if refused is None or started:
                 raise
         if refused is not None and not started:
-            await _refuse(scope, receive, send, 413, TooLarge.code, refused)
+            await _refuse_error(scope, receive, send, TooLarge(refused))

@@ -20,7 +20,7 @@ from pydantic import BaseModel, ValidationError
 from spillway import text
 from spillway.destinations import fields
 from spillway.destinations.base import Capabilities, Destination, Tenant
-from spillway.errors import InputError
+from spillway.errors import Invalid, Malformed
 
 # kind → module path; adding a destination touches its folder and this line.
 KINDS: dict[str, str] = {
@@ -58,7 +58,7 @@ def kind_module(kind: str) -> KindModule:
     """The module of a kind, or a 400 naming the known kinds."""
     path = KINDS.get(kind)
     if path is None:
-        raise InputError(f"unknown destination kind {kind!r}; use one of: {', '.join(KINDS)}")
+        raise Malformed(f"unknown destination kind {kind!r}; use one of: {', '.join(KINDS)}")
     module: ModuleType = importlib.import_module(path)
     return cast(KindModule, module)
 
@@ -114,23 +114,23 @@ def parse(
         text.check(config, "config")  # what the API's models checked, for every other caller
         text.check(credentials, "credentials")
     except ValueError as exc:
-        raise InputError(str(exc), status_code=422) from None
+        raise Invalid(None, str(exc)) from None
     try:
         parsed_config = module.Config.model_validate(config, context=context)
     except ValidationError as exc:
-        raise InputError(_describe(exc, "config"), status_code=422) from None
+        raise Invalid(None, _describe(exc, "config")) from None
     try:
         parsed_credentials = module.Credentials.model_validate(credentials, context=context)
     except ValidationError as exc:
-        raise InputError(_describe(exc, "credentials"), status_code=422) from None
+        raise Invalid(None, _describe(exc, "credentials")) from None
     except ValueError as exc:  # e.g. a credentials CSV that isn't the console's format
-        raise InputError(str(exc), status_code=422) from None
+        raise Invalid(None, str(exc)) from None
     admit = getattr(module, "admit", None)  # the kind's checks that need the project
     if admit is not None and not stored:
         try:
             admit(parsed_config, parsed_credentials, tenant)
         except ValueError as exc:
-            raise InputError(f"credentials: {exc}", status_code=422) from None
+            raise Invalid("credentials", str(exc)) from None
     return Parsed(kind, parsed_config, parsed_credentials)
 
 

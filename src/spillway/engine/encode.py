@@ -130,7 +130,7 @@ CSV_COLUMNS = (
 )
 
 
-class Encoder(Protocol):
+class FileEncoder(Protocol):
     """Turns batches of stored payloads into file bytes."""
 
     def add(self, payloads: Sequence[bytes]) -> None:
@@ -229,7 +229,7 @@ def open_encoder(
     db_name: str,
     window_end: int,
     selection: Selection,
-) -> Encoder:
+) -> FileEncoder:
     """Stack the layers for one file: format → compression → PGP → ``sink``."""
     out: Sink = sink
     pgp: Layer | None = None
@@ -253,7 +253,7 @@ def open_encoder(
 class _Finishing:
     """Finishes the PGP layer (if any) after the format and compression layers."""
 
-    def __init__(self, inner: Encoder, pgp: Layer | None) -> None:
+    def __init__(self, inner: FileEncoder, pgp: Layer | None) -> None:
         self._inner, self._pgp = inner, pgp
 
     def add(self, payloads: Sequence[bytes]) -> None:

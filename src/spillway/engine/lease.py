@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 from sqlalchemy.engine import Connection, Engine
 
-from spillway.store import runs as q
+from spillway.store import runs
 from spillway.store.db import now_ms, write
 from spillway.store.runs import LeaseLost
 
@@ -33,7 +33,7 @@ class Lease:
     def claim(self) -> bool:
         """Take the lease if it is free, lapsed or already this owner's; True when held now."""
         with write(self.engine) as conn:
-            return q.claim(conn, self.export_id, self.owner, now_ms(), self.ttl_ms)
+            return runs.claim(conn, self.export_id, self.owner, now_ms(), self.ttl_ms)
 
     def renew(self, conn: Connection | None = None) -> None:
         """Extend the lease (inside ``conn``'s transaction when given); LeaseLost once another
@@ -42,17 +42,17 @@ class Lease:
             with write(self.engine) as own:
                 self.renew(own)
             return
-        if not q.renew(conn, self.export_id, self.owner, now_ms(), self.ttl_ms):
+        if not runs.renew(conn, self.export_id, self.owner, now_ms(), self.ttl_ms):
             raise LeaseLost(f"lease on export {self.export_id} was taken by another worker")
 
     def fence(self, conn: Connection) -> None:
         """Inside a commit's transaction: LeaseLost unless the lease is still held and current."""
-        q.fence(conn, self.export_id, self.owner, now_ms())
+        runs.fence(conn, self.export_id, self.owner, now_ms())
 
     def release(self) -> None:
         """Give the lease up (nothing happens if another worker holds it now)."""
         with write(self.engine) as conn:
-            q.release(conn, self.export_id, self.owner)
+            runs.release(conn, self.export_id, self.owner)
 
 
 @contextmanager

@@ -16,7 +16,7 @@ import orjson
 
 @dataclass(frozen=True, slots=True)
 class Selection:
-    """Which attributes go out with each event (SPEC R15)."""
+    """Which attributes go out with each event."""
 
     user_attributes: str | list[str] = "all"  # "all", "none" or a list of names
     device_attributes: bool = True

@@ -25,8 +25,7 @@ from spillway.destinations.base import ObjectStore, ObjectWriter
 from spillway.engine.encode import FileSpec, open_encoder
 from spillway.engine.lease import Lease
 from spillway.engine.records import RecordFrame, Selection
-from spillway.store import catalog
-from spillway.store import runs as q
+from spillway.store import catalog, runs
 from spillway.store.db import now_ms, write
 
 log = logging.getLogger(__name__)
@@ -42,7 +41,7 @@ class RunContext:
     """What a run needs besides its rows."""
 
     engine: Engine
-    store: ObjectStore
+    target: ObjectStore
     export_id: str
     project_id: int
     app_name: str
@@ -117,7 +116,7 @@ def execute(ctx: RunContext, export: dict[str, Any], run: dict[str, Any]) -> dic
     """
     try:
         result = _deliver(ctx, export, run)
-    except q.LeaseLost:
+    except runs.LeaseLost:
         raise
     except Exception:
         metrics.count_run(export["id"], "failed")
@@ -151,7 +150,9 @@ def _deliver(ctx: RunContext, export: dict[str, Any], run: dict[str, Any]) -> di
     # One connection for all the run's reads, so one SQLite page cache fills, not one for
     # each pooled connection the reads would otherwise rotate through.
     with ctx.engine.connect() as reads:
-        count, payload_bytes = q.measure(reads, ctx.project_id, seq_from, seq_to, names, received)
+        count, payload_bytes = runs.measure(
+            reads, ctx.project_id, seq_from, seq_to, names, received
+        )
         reads.rollback()
         if count:
             files = _write_files(
@@ -179,7 +180,7 @@ def _deliver(ctx: RunContext, export: dict[str, Any], run: dict[str, Any]) -> di
             "records": sum(f["records"] for f in files),
             "files": files,
         }
-        ctx.store.put_object(
+        ctx.target.put_object(
             f"{base}.manifest.json",
             orjson.dumps(manifest, option=orjson.OPT_INDENT_2),
             content_type="application/json",
@@ -198,12 +199,12 @@ def _deliver(ctx: RunContext, export: dict[str, Any], run: dict[str, Any]) -> di
     }
     with write(ctx.engine) as conn:
         ctx.lease.fence(conn)
-        q.update_run(conn, run["id"], result)
+        runs.update_run(conn, run["id"], result)
         if run["kind"] != "backfill":
             moves: dict[str, Any] = {"cursor_seq": seq_to}
             if run["kind"] == "scheduled":
                 # Never backwards: the scheduler may already have marked later empty windows.
-                moves["last_window_end"] = max(window_end, q.last_window_end(conn, export["id"]))
+                moves["last_window_end"] = max(window_end, runs.last_window_end(conn, export["id"]))
             catalog.update_export(conn, export["id"], moves)
     return result
 
@@ -218,12 +219,12 @@ def _fix_range(ctx: RunContext, export: dict[str, Any], run: dict[str, Any]) -> 
         else:
             seq_from = int(export["cursor_seq"])
             if run["kind"] == "scheduled":
-                seq_to = q.high_water_before(conn, run["window_end"] * 1000)
+                seq_to = runs.high_water_before(conn, run["window_end"] * 1000)
             else:
-                seq_to = q.high_water_now(conn)
+                seq_to = runs.high_water_now(conn)
             seq_to = max(seq_from, seq_to)
         ctx.lease.fence(conn)
-        q.update_run(conn, run["id"], {"seq_from": seq_from, "seq_to": seq_to})
+        runs.update_run(conn, run["id"], {"seq_from": seq_from, "seq_to": seq_to})
     run["seq_from"], run["seq_to"] = seq_from, seq_to
     return seq_from, seq_to
 
@@ -255,7 +256,7 @@ def _write_files(
         number = len(files) + 1
         key = f"{base}_{number}{spec.suffix}" if split else f"{base}{spec.suffix}"
         ctx.hook("before_upload")
-        writer = ctx.store.open_object(key, content_type="application/octet-stream")
+        writer = ctx.target.open_object(key, content_type="application/octet-stream")
         sink = _Hashing(writer, renew)
         encoder = open_encoder(
             spec,
@@ -288,7 +289,7 @@ def _write_files(
         )
 
     try:
-        for chunk in q.stream_payloads(reads, ctx.project_id, seq_from, seq_to, names, received):
+        for chunk in runs.stream_payloads(reads, ctx.project_id, seq_from, seq_to, names, received):
             start = 0
             while start < len(chunk):
                 if current is None:
@@ -338,6 +339,6 @@ def _renew_lease(ctx: RunContext, current: dict[str, Any] | None) -> None:
 def _remove_leftovers(ctx: RunContext, base: str, keep: set[str]) -> None:
     """Delete objects of this run's name that the manifest does not list (older attempts);
     never another run's, even where its name starts with this one's."""
-    for key in ctx.store.list_objects(base):
+    for key in ctx.target.list_objects(base):
         if key not in keep and key.startswith(base) and _OWN_KEY.fullmatch(key[len(base) :]):
-            ctx.store.delete_object(key)
+            ctx.target.delete_object(key)

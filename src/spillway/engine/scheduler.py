@@ -24,8 +24,7 @@ from spillway.engine.status import destination_gone, destination_works, internal
 from spillway.engine.windows import Frequency, due_ends, floor
 from spillway.errors import TerminalError, TransientError
 from spillway.exports import queue_settings
-from spillway.store import catalog
-from spillway.store import runs as q
+from spillway.store import catalog, runs
 from spillway.store.db import now_ms, write
 from spillway.store.projects import project_by_id
 
@@ -45,7 +44,7 @@ class Scheduler(DeliveryLoop):
         """Plan due windows and deliver what can be delivered now."""
         done = {"runs": 0, "failed": 0}
         with self.engine.connect() as conn:
-            exports = q.live_exports(conn)
+            exports = runs.live_exports(conn)
         for export in exports:
             if export["frequency"] == "stream":
                 continue
@@ -85,7 +84,7 @@ class Scheduler(DeliveryLoop):
         if waiting:
             return {"runs": 0, "failed": 0}
         with self.engine.connect() as conn:
-            pending = q.pending_runs(conn, export_id)
+            pending = runs.pending_runs(conn, export_id)
         if not pending:
             return {"runs": 0, "failed": 0}
         try:
@@ -109,7 +108,7 @@ class Scheduler(DeliveryLoop):
                 done += 1
                 wrote = wrote or bool(result["files"])
         finally:
-            context.store.close()
+            context.target.close()
         if wrote:
             destination_works(self.engine, destination, export)
         if export["status"] == "failing":
@@ -133,7 +132,7 @@ class Scheduler(DeliveryLoop):
         try:
             now = int(self.clock() * 1000)
             self._hold(dict(export), reason, now)
-        except Exception:  # the store itself is failing: the log is all there is
+        except Exception:  # the database itself is failing: the log is all there is
             log.exception("export %s: could not record its failure", export["id"])
 
     def _export(self, export_id: str) -> dict[str, Any] | None:
@@ -160,7 +159,7 @@ class Scheduler(DeliveryLoop):
                 # committed late still lands in the next window's run: the cursor stays put.
                 catalog.update_export(conn, export["id"], {"last_window_end": ends[-1]})
             for end in needed:
-                q.insert_run(
+                runs.insert_run(
                     conn,
                     {
                         "id": uuid.uuid4().hex,
@@ -173,7 +172,7 @@ class Scheduler(DeliveryLoop):
 
     def _latest_queued_end(self, export_id: str) -> int:
         with self.engine.connect() as conn:
-            pending = [r for r in q.pending_runs(conn, export_id) if r["kind"] == "scheduled"]
+            pending = [r for r in runs.pending_runs(conn, export_id) if r["kind"] == "scheduled"]
         return max((r["window_end"] for r in pending), default=0)
 
     def _context(self, export: dict[str, Any], destination: dict[str, Any]) -> runner.RunContext:
@@ -181,10 +180,10 @@ class Scheduler(DeliveryLoop):
             project = project_by_id(conn, export["project_id"])
         if project is None:
             raise TerminalError(f"project {export['project_id']} of this export no longer exists")
-        store = lifecycle.open_store(self.engine, self.box, destination)
+        target = lifecycle.open_store(self.engine, self.box, destination)
         return runner.RunContext(
             engine=self.engine,
-            store=store,
+            target=target,
             export_id=export["id"],
             project_id=export["project_id"],
             app_name=project.name,
@@ -211,7 +210,7 @@ class Scheduler(DeliveryLoop):
         """One attempt; the run's outcome when it succeeded, None when it did not."""
         attempts = run["attempts"] + 1
         with write(self.engine) as conn:
-            q.update_run(
+            runs.update_run(
                 conn,
                 run["id"],
                 {
@@ -222,7 +221,7 @@ class Scheduler(DeliveryLoop):
             )
         try:
             result = runner.execute(context, export, run)
-        except q.LeaseLost:
+        except runs.LeaseLost:
             log.warning("export %s: lease lost, another worker continues", export["id"])
             return None
         except TerminalError as exc:
@@ -254,7 +253,7 @@ class Scheduler(DeliveryLoop):
         retry is known to cure) the export turns ``failing`` with the reason."""
         delay = retry.SCHEDULED.delay_ms(attempts, terminal=terminal)
         with write(self.engine) as conn:
-            q.update_run(conn, run["id"], {"status": "failed", "error": error})
+            runs.update_run(conn, run["id"], {"status": "failed", "error": error})
             catalog.update_export(conn, export["id"], {"next_attempt_at": now + delay})
         log.warning(
             "export %s run %s attempt %d failed (%s): %s",
@@ -277,12 +276,12 @@ def _windows_with_data(conn: Connection, export: dict[str, Any], ends: list[int]
     mark at its close. Once a window's high-water mark reaches the project's latest event, the
     windows after it would be empty.
     """
-    latest = q.latest_project_seq(conn, export["project_id"], after=int(export["cursor_seq"]))
+    latest = runs.latest_project_seq(conn, export["project_id"], after=int(export["cursor_seq"]))
     if latest is None:
         return []
     needed: list[int] = []
     for end in ends:
         needed.append(end)
-        if q.high_water_before(conn, end * 1000) >= latest:
+        if runs.high_water_before(conn, end * 1000) >= latest:
             break
     return needed

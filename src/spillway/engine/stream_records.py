@@ -21,7 +21,7 @@ PINPOINT_EVENT_VERSION = "3.1"
 
 
 @dataclass(frozen=True, slots=True)
-class Encoder:
+class StreamRecordEncoder:
     """Turns stored events into record bytes for one stream export."""
 
     format: RecordFormat

@@ -1,4 +1,4 @@
-"""The stream delivery loop: every event, as it arrives, to Kinesis or Firehose (SPEC R18, R19).
+"""The stream delivery loop: every event, as it arrives, to Kinesis or Firehose.
 
 At least once, in ingest order, nothing silently dropped:
 
@@ -31,11 +31,9 @@ from spillway.engine import retry
 from spillway.engine.loop import DeliveryLoop
 from spillway.engine.records import Selection
 from spillway.engine.status import destination_gone, destination_works, internal_error
-from spillway.engine.stream_records import Encoder
+from spillway.engine.stream_records import StreamRecordEncoder
 from spillway.errors import TerminalError, TransientError
-from spillway.store import catalog
-from spillway.store import runs as q
-from spillway.store import streams as sq
+from spillway.store import catalog, runs, streams
 from spillway.store.db import now_ms, write
 from spillway.store.projects import project_by_id
 from spillway.store.streams import StoredEvent
@@ -56,7 +54,7 @@ class Packed:
 
 
 def pack(
-    stream: RecordStream, encoder: Encoder, rows: list[StoredEvent], start: int = 0
+    stream: RecordStream, encoder: StreamRecordEncoder, rows: list[StoredEvent], start: int = 0
 ) -> tuple[Packed, int]:
     """Fill one call from ``rows[start:]``; returns the batch and the index after it."""
     limits = stream.limits
@@ -123,7 +121,7 @@ class StreamDelivery(DeliveryLoop):
     def pass_once(self, budget_seconds: float = 2.0) -> int:
         """One pass over the stream exports; returns the records acknowledged."""
         with self.engine.connect() as conn:
-            exports = [e for e in q.live_exports(conn) if e["frequency"] == "stream"]
+            exports = [e for e in runs.live_exports(conn) if e["frequency"] == "stream"]
         sent = 0
         now = now_ms()
         for export in exports:
@@ -135,7 +133,7 @@ class StreamDelivery(DeliveryLoop):
                 log.exception("export %s: the stream pass failed; the others go on", export["id"])
                 try:
                     self._failed(dict(export), internal_error(exc), terminal=False, failing=True)
-                except Exception:  # the store itself is failing: the log is all there is
+                except Exception:  # the database itself is failing: the log is all there is
                     log.exception("export %s: could not record its failure", export["id"])
         metrics.keep_stream_lag({export["id"] for export in exports})
         return sent
@@ -171,7 +169,7 @@ class StreamDelivery(DeliveryLoop):
             self._failed(export, f"destination {destination['name']!r} is not a stream", True)
             return 0
         settings = export["settings"]
-        encoder = Encoder(
+        encoder = StreamRecordEncoder(
             settings.get("record_format", "spillway"),
             project.name,
             project.app_id,
@@ -180,7 +178,7 @@ class StreamDelivery(DeliveryLoop):
         try:
             sent = self._drain(export, stream, encoder, deadline)
             self._observe_lag(export)
-        except q.LeaseLost:
+        except runs.LeaseLost:
             log.warning("export %s: lease lost, another worker continues", export_id)
             return 0
         except TerminalError as exc:
@@ -220,18 +218,22 @@ class StreamDelivery(DeliveryLoop):
             self._forget(destination_id)
 
     def _drain(
-        self, export: dict[str, Any], stream: RecordStream, encoder: Encoder, deadline: float
+        self,
+        export: dict[str, Any],
+        stream: RecordStream,
+        encoder: StreamRecordEncoder,
+        deadline: float,
     ) -> int:
         export_id = export["id"]
         names = _names(export)
         with self.engine.connect() as conn:
-            state = sq.state(conn, export_id)
+            state = streams.state(conn, export_id)
         cursor = int(export["cursor_seq"])
         if state["inflight_to"] > cursor:
             # The last process stopped with a batch unacknowledged: it goes again, and some of
             # it may already be in the stream. Say how many at most, once.
             with self.engine.connect() as conn:
-                again = sq.count_between(
+                again = streams.count_between(
                     conn, export["project_id"], cursor, state["inflight_to"], names
                 )
             if again:
@@ -248,7 +250,7 @@ class StreamDelivery(DeliveryLoop):
         sent = 0
         while time.monotonic() < deadline:
             with self.engine.connect() as conn:
-                rows, scanned = sq.rows_after(
+                rows, scanned = streams.rows_after(
                     conn, export["project_id"], cursor, self.fetch_rows, names
                 )
             if not rows:
@@ -276,7 +278,7 @@ class StreamDelivery(DeliveryLoop):
                         # Refused whole (bad credentials, a missing stream): none of this batch
                         # reached the stream, so none of it can arrive twice.
                         state["inflight_to"] = cursor
-                        with contextlib.suppress(q.LeaseLost):
+                        with contextlib.suppress(runs.LeaseLost):
                             self._commit(export_id, cursor, state, [])
                     raise
                 cursor = batch.through
@@ -375,14 +377,14 @@ class StreamDelivery(DeliveryLoop):
         with write(self.engine) as conn:
             self._lease(export_id).renew(conn)
             for event, size, reason in dead:
-                sq.add_dead_letter(conn, export_id, event, size, reason)
-            sq.save_state(conn, state)
+                streams.add_dead_letter(conn, export_id, event, size, reason)
+            streams.save_state(conn, state)
             catalog.update_export(conn, export_id, {"cursor_seq": cursor})
 
     def _observe_lag(self, export: dict[str, Any]) -> None:
         """Lag gauges from the cursor this pass left (``_drain`` keeps it current)."""
         with self.engine.connect() as conn:
-            lag = sq.lag(
+            lag = streams.lag(
                 conn, export["project_id"], int(export["cursor_seq"]), now_ms(), _names(export)
             )
         metrics.set_stream_lag(export["id"], lag["events"], lag["seconds"])
@@ -426,7 +428,11 @@ def _names(export: dict[str, Any]) -> list[str] | None:
 
 
 def _pack_scanned(
-    stream: RecordStream, encoder: Encoder, rows: list[StoredEvent], start: int, scanned: int
+    stream: RecordStream,
+    encoder: StreamRecordEncoder,
+    rows: list[StoredEvent],
+    start: int,
+    scanned: int,
 ) -> tuple[Packed, int]:
     """:func:`pack`; the batch that takes the last row carries the cursor to ``scanned``, past
     the events of other names the scan went over."""

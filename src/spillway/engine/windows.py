@@ -1,4 +1,4 @@
-"""Frequencies and their windows (SPEC R12): every 15 minutes, daily, weekly, all in UTC."""
+"""Frequencies and their windows: every 15 minutes, daily, weekly, all in UTC."""
 
 from __future__ import annotations
 
@@ -35,7 +35,7 @@ def next_end(frequency: Frequency, after: int) -> int:
     """The first window boundary strictly after ``after`` (epoch seconds).
 
     Used with the end of the last delivered window, so a frequency change simply continues on
-    the new grid from where the cursor is: nothing lost, nothing twice (SPEC R16).
+    the new grid from where the cursor is: nothing lost, nothing twice.
     """
     return floor(frequency, after) + frequency.seconds
 

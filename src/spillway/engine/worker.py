@@ -62,12 +62,11 @@ class Worker:
     def _report_gaps(self, cutoff: int) -> None:
         """Say so, loudly, when retention is about to remove events an export never delivered
         (an outage longer than retention): the export's status, the audit log, a metric."""
-        from spillway.store import catalog
-        from spillway.store import runs as q
+        from spillway.store import catalog, runs
         from spillway.store.projects import record_audit
 
         with self.engine.connect() as conn:
-            exports = q.live_exports(conn)
+            exports = runs.live_exports(conn)
         for export in exports:
             with self.engine.connect() as conn:
                 lost, through = undelivered_before(

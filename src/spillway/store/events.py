@@ -66,29 +66,6 @@ def _insert_sql(rows: int, qmark: bool) -> str:
     )
 
 
-def count_events(conn: Connection, project_id: int | None = None) -> int:
-    """How many events are stored, for one project or all."""
-    query = sa.select(sa.func.count()).select_from(events)
-    if project_id is not None:
-        query = query.where(events.c.project_id == project_id)
-    return int(conn.execute(query).scalar_one())
-
-
-def event_uuids(conn: Connection, project_id: int) -> list[str]:
-    """Every stored uuid of a project in ingest order (for tests and tools)."""
-    query = (
-        sa.select(events.c.event_uuid)
-        .where(events.c.project_id == project_id)
-        .order_by(events.c.seq)
-    )
-    return list(conn.execute(query).scalars())
-
-
-def high_water(conn: Connection) -> int:
-    """The largest committed sequence number (0 when empty)."""
-    return int(conn.execute(sa.select(sa.func.coalesce(sa.func.max(events.c.seq), 0))).scalar_one())
-
-
 def undelivered_before(
     conn: Connection, project_id: int, cursor: int, cutoff_ms: int
 ) -> tuple[int, int]:

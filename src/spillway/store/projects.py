@@ -138,15 +138,6 @@ def list_keys(conn: Connection, project_id: int) -> list[dict[str, Any]]:
     return [{str(k): v for k, v in row.items()} for row in rows]
 
 
-def sealed_secret(conn: Connection, key_id: str) -> bytes | None:
-    """The sealed secret of a live key, for SigV4 verification."""
-    return conn.execute(
-        sa.select(integration_keys.c.secret_sealed).where(
-            integration_keys.c.key_id == key_id, integration_keys.c.revoked_at.is_(None)
-        )
-    ).scalar_one_or_none()
-
-
 def revoke_key(conn: Connection, key_id: str) -> bool:
     """Mark a key revoked; True when it existed and was live."""
     result = conn.execute(
@@ -177,11 +168,3 @@ def record_audit(
             detail=detail or {},
         )
     )
-
-
-def audit_entries(conn: Connection, project_id: int | None = None) -> list[dict[str, Any]]:
-    """The audit log, newest first."""
-    query = sa.select(audit_log).order_by(audit_log.c.id.desc())
-    if project_id is not None:
-        query = query.where(audit_log.c.project_id == project_id)
-    return [dict(row._mapping) for row in conn.execute(query)]

@@ -27,7 +27,7 @@ from pydantic import (
 from spillway import netpolicy
 from spillway.destinations.base import Capabilities, Tenant, object_location
 from spillway.destinations.fields import Folder, stored
-from spillway.errors import InputError
+from spillway.errors import Invalid
 from spillway.secrets import mask
 
 if TYPE_CHECKING:
@@ -334,10 +334,10 @@ def resolve(config: AzureBlobConfig, credentials: AzureCredentials) -> Target:
     elif value.account_name:
         url = f"https://{value.account_name}.blob.core.windows.net"
     else:
-        raise InputError(
+        raise Invalid(
+            None,
             "a SAS token does not name its storage account: set credentials.account_name, or "
             "config.account_url",
-            status_code=422,
         )
     return Target(value.mode, url, value.account_name, sas_token=value.sas_token)
 

@@ -8,7 +8,7 @@ from spillway.destinations.base import Capabilities, Tenant, object_location
 from spillway.destinations.local.store import LocalConfig as Config
 from spillway.destinations.local.store import LocalCredentials as Credentials
 from spillway.destinations.local.store import LocalStore, directory_of
-from spillway.errors import InputError
+from spillway.errors import Invalid
 
 capabilities = Capabilities(
     stream=False,
@@ -28,7 +28,7 @@ def admit(config: Config, credentials: Credentials, tenant: Tenant | None) -> No
     try:
         directory_of(config, tenant)
     except ValueError as exc:
-        raise InputError(f"config.path: {exc}", status_code=422) from None
+        raise Invalid("config.path", str(exc)) from None
 
 
 def build(config: Config, credentials: Credentials, tenant: Tenant) -> LocalStore:
