@@ -7,7 +7,7 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
 
 from spillway.destinations.base import CredentialsRejected
 from spillway.errors import InputError, TerminalError
@@ -41,6 +41,26 @@ def about_destination(exc: BaseException) -> bool:
     return isinstance(exc, CredentialsRejected | CredentialsUnreadable)
 
 
+def _record_destination(
+    conn: Connection, row: dict[str, Any], export: dict[str, Any], ok: bool, check: dict[str, str]
+) -> None:
+    """Store what an export found about its destination, where a validation keeps its checks
+    (``last_validation``), and audit the change of state."""
+    status = "active" if ok else "failing"
+    last = {"ok": ok, "at": now_ms(), "source": "export", "export_id": export["id"]}
+    catalog.update_destination(
+        conn, row["id"], {"status": status, "last_validation": {**last, "checks": [check]}}
+    )
+    record_audit(
+        conn,
+        actor="worker",
+        action=f"destination.{status}",
+        project_id=row["project_id"],
+        target=row["id"],
+        detail={"export_id": export["id"]},
+    )
+
+
 def destination_failing(
     engine: Engine, destination: dict[str, Any], export: dict[str, Any], reason: str
 ) -> None:
@@ -55,28 +75,7 @@ def destination_failing(
         known = (row["last_validation"] or {}).get("checks") or []
         if row["status"] == "failing" and check in known:
             return  # already says so: leave it (and its clients) alone
-        catalog.update_destination(
-            conn,
-            row["id"],
-            {
-                "status": "failing",
-                "last_validation": {
-                    "ok": False,
-                    "at": now_ms(),
-                    "source": "export",
-                    "export_id": export["id"],
-                    "checks": [check],
-                },
-            },
-        )
-        record_audit(
-            conn,
-            actor="worker",
-            action="destination.failing",
-            project_id=row["project_id"],
-            target=row["id"],
-            detail={"export_id": export["id"]},
-        )
+        _record_destination(conn, row, export, False, check)
     destination["status"] = "failing"
     log.warning("destination %s is failing: export %s: %s", row["id"], export["id"], reason)
 
@@ -85,37 +84,13 @@ def destination_works(engine: Engine, destination: dict[str, Any], export: dict[
     """An export wrote to the destination: if it was ``failing``, it is ``active`` again."""
     if destination.get("status") != "failing":
         return
+    message = f"export {export['name']!r} delivered to it"
     with write(engine) as conn:
         row = catalog.destination_by_id(conn, destination["id"])
         if row is None or row["status"] != "failing":
             return
-        catalog.update_destination(
-            conn,
-            row["id"],
-            {
-                "status": "active",
-                "last_validation": {
-                    "ok": True,
-                    "at": now_ms(),
-                    "source": "export",
-                    "export_id": export["id"],
-                    "checks": [
-                        {
-                            "name": "write",
-                            "status": "passed",
-                            "message": f"export {export['name']!r} delivered to it",
-                        }
-                    ],
-                },
-            },
-        )
-        record_audit(
-            conn,
-            actor="worker",
-            action="destination.active",
-            project_id=row["project_id"],
-            target=row["id"],
-            detail={"export_id": export["id"]},
+        _record_destination(
+            conn, row, export, True, {"name": "write", "status": "passed", "message": message}
         )
     destination["status"] = "active"
     log.info("destination %s is active again: export %s delivered to it", row["id"], export["id"])
