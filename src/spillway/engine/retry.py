@@ -13,6 +13,11 @@ from dataclasses import dataclass
 
 Draw = Callable[[float, float], float]
 
+# A generator of our own: loops run in background threads, and drawing from the module-level
+# one would change global state that other code in the process (tests' property generators
+# among them) expects to own.
+_jitter = random.Random()
+
 
 @dataclass(frozen=True)
 class RetryPolicy:
@@ -23,14 +28,14 @@ class RetryPolicy:
     cap_ms: int  # the longest back-off, before jitter
     jitter: tuple[float, float] = (0.8, 1.2)  # the back-off is multiplied by a draw in here
 
-    def backoff_ms(self, attempt: int, draw: Draw = random.uniform) -> int:
+    def backoff_ms(self, attempt: int, draw: Draw = _jitter.uniform) -> int:
         """The wait after the ``attempt``-th transient failure (counted from 1):
         ``base_ms · 2^(attempt-1)``, at most ``cap_ms``, times the jitter."""
         exponent = min(max(attempt - 1, 0), 32)  # far past any cap: keeps the number small
         delay = min(self.cap_ms, self.base_ms * 2**exponent)
         return int(delay * draw(*self.jitter))
 
-    def delay_ms(self, attempt: int, *, terminal: bool, draw: Draw = random.uniform) -> int:
+    def delay_ms(self, attempt: int, *, terminal: bool, draw: Draw = _jitter.uniform) -> int:
         """The wait after a failure: the terminal interval, or the back-off."""
         return self.terminal_ms if terminal else self.backoff_ms(attempt, draw)
 
