@@ -5,7 +5,7 @@ Run: .venv/bin/python benchmarks/export.py [--events 1000000] [--repeat 3] [--di
 One SQLite store holds the events; every figure comes from the same run on the same rows, and
 the three measurements take turns, round after round, so a busy neighbour slows all of them:
 
-- Spillway: `exports.run_now` + `Scheduler.tick()`, the worker's real path (fix the range,
+- Spillway: `export_service.run_now` + `Scheduler.tick()`, the worker's real path (fix the range,
   count, read, frame, gzip, hash, multipart upload to a local `moto_server`, manifest, cursor
   commit), in a fresh child process that reports its peak RSS (VmHWM) and CPU time. That
   process first delivers a small run of another project, untimed, as a worker that has run
@@ -43,11 +43,12 @@ from typing import TYPE_CHECKING, Any
 import orjson
 
 from _common import MIB, judged_rows, peak_rss_mib, table
-from spillway import exports, lifecycle
 from spillway.engine.encode import compressor, run_meta
 from spillway.engine.scheduler import Scheduler
-from spillway.keys import create_project
 from spillway.secrets import SecretBox
+from spillway.services import destinations as destination_service
+from spillway.services import exports as export_service
+from spillway.services.projects import create_project
 from spillway.store import runs as q
 from spillway.store.catalog import export_by_id
 from spillway.store.db import create_engine, migrate
@@ -107,7 +108,9 @@ def _insert(engine: Any, project_id: int, rows: list[EventRow]) -> None:
         raise SystemExit("generated uuids collided; pick other seeds")
 
 
-def setup_destination(engine: Any, actor: lifecycle.Actor, moto: Moto, folder: str) -> str:
+def setup_destination(
+    engine: Any, actor: destination_service.Actor, moto: Moto, folder: str
+) -> str:
     config = {"bucket": BUCKET, "folder": folder, "endpoint_url": moto.endpoint, "sse": "none"}
     credentials = {
         "mode": "access_key",
@@ -115,21 +118,21 @@ def setup_destination(engine: Any, actor: lifecycle.Actor, moto: Moto, folder: s
         "secret_access_key": moto.admin_secret,
     }
     body = {"name": "moto", "kind": "s3", "config": config, "credentials": credentials}
-    row, _ = lifecycle.create(engine, SecretBox(BOX_KEY), actor, {**body, "force": True})
+    row, _ = destination_service.create(engine, SecretBox(BOX_KEY), actor, {**body, "force": True})
     return str(row["id"])
 
 
 def make_export(
-    engine: Any, actor: lifecycle.Actor, destination: str, name: str, limit: int
+    engine: Any, actor: destination_service.Actor, destination: str, name: str, limit: int
 ) -> str:
-    body = exports.ExportIn(
+    body = export_service.ExportIn(
         name=name,
         destination_id=destination,
         format="jsonl",
         compression="gzip",
         max_file_bytes=limit,
     )
-    return str(exports.create(engine, actor, body, now=T0 * 1000)["id"])
+    return str(export_service.create(engine, actor, body, now=T0 * 1000)["id"])
 
 
 # --- Spillway: one run in a fresh process -----------------------------------------------
@@ -163,8 +166,8 @@ def deliver(engine: Any, export_id: str) -> dict[str, Any]:
     with engine.connect() as conn:
         export = export_by_id(conn, export_id)
     assert export is not None
-    actor = lifecycle.Actor("bench", export["project_id"])
-    run_id = exports.run_now(engine, actor, export_id, now=NOW * 1000)
+    actor = destination_service.Actor("bench", export["project_id"])
+    run_id = export_service.run_now(engine, actor, export_id, now=NOW * 1000)
     done = Scheduler(engine, SecretBox(BOX_KEY), clock=Clock(NOW)).tick()
     with engine.connect() as conn:
         run = q.get_run(conn, run_id)
@@ -402,9 +405,9 @@ def main() -> None:
         engine = create_engine(db_url)
         migrate(engine)
         project = create_project(engine, "bench")
-        actor = lifecycle.Actor("bench", project.id)
+        actor = destination_service.Actor("bench", project.id)
         other = create_project(engine, "warm-up")
-        other_actor = lifecycle.Actor("bench", other.id)
+        other_actor = destination_service.Actor("bench", other.id)
         with moto_server() as moto:
             s3: Any = moto.client("s3")
             s3.create_bucket(Bucket=BUCKET)

@@ -29,8 +29,8 @@ import orjson
 
 from _common import LIMITS, ROOT, event_batches
 from spillway.ingest import judge
-from spillway.keys import Scope, create_key, create_project
 from spillway.secrets import SecretBox
+from spillway.services.projects import Scope, create_key, create_project
 from spillway.store.db import create_engine, migrate, now_ms
 
 

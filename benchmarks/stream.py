@@ -52,7 +52,6 @@ import orjson  # noqa: E402
 from tests.server_moto import REGION, Moto, moto_server  # noqa: E402
 from tests.servers import allowed_endpoints, free_port, wait_for_port  # noqa: E402
 
-from spillway import exports, lifecycle  # noqa: E402
 from spillway.demo import synthetic_events  # noqa: E402
 from spillway.destinations.aws.stream import STREAM_CONFIG  # noqa: E402
 from spillway.engine import streamer  # noqa: E402
@@ -60,8 +59,10 @@ from spillway.engine.records import Selection  # noqa: E402
 from spillway.engine.stream_records import StreamRecordEncoder  # noqa: E402
 from spillway.engine.streamer import StreamDelivery  # noqa: E402
 from spillway.ingest import Limits, judge  # noqa: E402
-from spillway.keys import create_project  # noqa: E402
 from spillway.secrets import SecretBox  # noqa: E402
+from spillway.services import destinations as destination_service  # noqa: E402
+from spillway.services import exports as export_service  # noqa: E402
+from spillway.services.projects import create_project  # noqa: E402
 from spillway.store import streams as sq  # noqa: E402
 from spillway.store.db import create_engine, migrate, now_ms  # noqa: E402
 from spillway.store.events import insert_events  # noqa: E402
@@ -251,8 +252,8 @@ def throughput(
     migrate(engine)
     box = SecretBox(b"k" * 48)
     project = create_project(engine, "bench-stream")
-    actor = lifecycle.Actor("bench", project.id)
-    destination, _ = lifecycle.create(
+    actor = destination_service.Actor("bench", project.id)
+    destination, _ = destination_service.create(
         engine,
         box,
         actor,
@@ -271,23 +272,23 @@ def throughput(
             },
         },
     )
-    export = exports.create(
+    export = export_service.create(
         engine,
         actor,
-        exports.ExportIn(name="live", destination_id=destination["id"], frequency="stream"),
+        export_service.ExportIn(name="live", destination_id=destination["id"], frequency="stream"),
     )
     delivery = StreamDelivery(engine, box, linger_ms=0)
     # Warm up (untimed): the SDK client is built and cached, SQLite pages are hot.
     store(engine, project.id, PUT_BATCH, seed=999)
     while delivery.pass_once():
         pass
-    cursor = int(exports.get(engine, project.id, export["id"])["cursor_seq"])
+    cursor = int(export_service.get(engine, project.id, export["id"])["cursor_seq"])
     started = time.perf_counter()
     store(engine, project.id, count, seed=1)
     print(f"  stored {count:,} events in {time.perf_counter() - started:.1f} s", flush=True)
 
     # The baseline's records: the same bytes and keys the export will send, encoded now.
-    settings = exports.get(engine, project.id, export["id"])["settings"]
+    settings = export_service.get(engine, project.id, export["id"])["settings"]
     encoder = StreamRecordEncoder(
         settings.get("record_format", "spillway"),
         project.name,

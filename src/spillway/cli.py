@@ -175,7 +175,7 @@ def create_project(
 ) -> None:
     """Create a project (an app whose events Spillway collects)."""
     from spillway.errors import InputError
-    from spillway.keys import create_project as create
+    from spillway.services.projects import create_project as create
     from spillway.store.db import create_engine, migrate
 
     engine = create_engine(_settings().resolved_database_url)
@@ -206,9 +206,9 @@ def create_key(
 ) -> None:
     """Issue an integration key. The secret is printed once and never again."""
     from spillway.errors import InputError, NotFound
-    from spillway.keys import Scope
-    from spillway.keys import create_key as create
     from spillway.secrets import SecretBox
+    from spillway.services.projects import Scope
+    from spillway.services.projects import create_key as create
     from spillway.store.db import create_engine, migrate
 
     try:
@@ -331,7 +331,7 @@ def demo(
     """Ingest N realistic synthetic events into a project (created when missing)."""
     from spillway.demo import synthetic_events
     from spillway.ingest import Limits, ingest
-    from spillway.keys import create_project as create
+    from spillway.services.projects import create_project as create
     from spillway.store import projects as q
     from spillway.store.db import create_engine, migrate
 

@@ -60,7 +60,7 @@ def print_checks(checks: list[Check]) -> None:
 
 def _run(action: Any) -> Any:
     from spillway.errors import InputError, NotFound
-    from spillway.lifecycle import ValidationFailed
+    from spillway.services.destinations import ValidationFailed
 
     try:
         return action()
@@ -82,7 +82,7 @@ def _run(action: Any) -> Any:
 def list_destinations(project: ProjectOpt, json: bool = typer.Option(False, "--json")) -> None:
     """List the project's destinations."""
     from spillway import destinations as registry
-    from spillway.lifecycle import public
+    from spillway.services.destinations import public
     from spillway.store.catalog import list_destinations as rows
 
     engine, _, project_id = _open(project)
@@ -116,7 +116,7 @@ def create(
     json: bool = typer.Option(False, "--json"),
 ) -> None:
     """Validate, then create a destination."""
-    from spillway import lifecycle
+    from spillway.services import destinations as destination_service
 
     engine, box, project_id = _open(project)
     creds = _json_arg(credentials, "--credentials")
@@ -129,10 +129,10 @@ def create(
         "credentials": creds,
         "force": force,
     }
-    actor = lifecycle.Actor("cli", project_id)
-    row, checks = _run(lambda: lifecycle.create(engine, box, actor, body))
+    actor = destination_service.Actor("cli", project_id)
+    row, checks = _run(lambda: destination_service.create(engine, box, actor, body))
     if json:
-        out = {**lifecycle.public(row), "checks": [c.as_dict() for c in checks]}
+        out = {**destination_service.public(row), "checks": [c.as_dict() for c in checks]}
         typer.echo(orjson.dumps(out).decode())
         return
     print_checks(checks)
@@ -145,12 +145,12 @@ def validate(
     destination_id: Annotated[str, typer.Argument(help="Destination id.")],
 ) -> None:
     """Re-run the checks of a stored destination."""
-    from spillway import lifecycle
     from spillway.destinations.base import all_passed
+    from spillway.services import destinations as destination_service
 
     engine, box, project_id = _open(project)
-    actor = lifecycle.Actor("cli", project_id)
-    checks = _run(lambda: lifecycle.validate_stored(engine, box, actor, destination_id))
+    actor = destination_service.Actor("cli", project_id)
+    checks = _run(lambda: destination_service.validate_stored(engine, box, actor, destination_id))
     print_checks(checks)
     if not all_passed(checks):
         raise typer.Exit(1)
@@ -162,11 +162,11 @@ def delete(
     destination_id: Annotated[str, typer.Argument(help="Destination id.")],
 ) -> None:
     """Delete a destination; exports using it are disabled."""
-    from spillway import lifecycle
+    from spillway.services import destinations as destination_service
 
     engine, _, project_id = _open(project)
-    actor = lifecycle.Actor("cli", project_id)
-    disabled = _run(lambda: lifecycle.delete(engine, actor, destination_id))
+    actor = destination_service.Actor("cli", project_id)
+    disabled = _run(lambda: destination_service.delete(engine, actor, destination_id))
     typer.echo(f"destination {destination_id} deleted")
     for export in disabled:
         typer.echo(f"  export {export['name']} ({export['id']}) disabled")

@@ -20,7 +20,7 @@ if TYPE_CHECKING:
 
     from sqlalchemy.engine import Engine
 
-    from spillway.lifecycle import Actor
+    from spillway.services.destinations import Actor
     from spillway.settings import Settings
     from spillway.store.projects import ProjectRow
 
@@ -37,7 +37,7 @@ class _Session:
     """One command's settings, database and project."""
 
     def __init__(self, project: str) -> None:
-        from spillway.lifecycle import Actor
+        from spillway.services.destinations import Actor
 
         self.settings: Settings = settings()
         self.engine: Engine = open_database(self.settings)
@@ -65,8 +65,8 @@ class _Session:
                 f"{len(named)} exports are named {ref!r} (on different destinations): "
                 f"use an id ({ids})"
             )
-        from spillway import exports as service
         from spillway.errors import NotFound
+        from spillway.services import exports as service
 
         try:
             gone = service.get_with_history(self.engine, self.project.id, ref)
@@ -149,7 +149,7 @@ def _next_run(item: dict[str, Any]) -> str:
 @app.command("list")
 def list_exports(project: ProjectOpt, json: JsonOpt = False) -> None:
     """The project's exports: status, last run and next run of each."""
-    from spillway import exports as service
+    from spillway.services import exports as service
     from spillway.store import catalog
 
     session = _Session(project)
@@ -191,7 +191,7 @@ def _show(item: dict[str, Any]) -> None:
 @app.command()
 def show(project: ProjectOpt, export: ExportArg, json: JsonOpt = False) -> None:
     """One export: its settings, status, last run, last success and next run."""
-    from spillway import exports as service
+    from spillway.services import exports as service
 
     session = _Session(project)
     item = service.public(session.engine, session.export(export))
@@ -247,7 +247,7 @@ def create(
     json: JsonOpt = False,
 ) -> None:
     """Create an export (checked exactly as the API checks it)."""
-    from spillway import exports as service
+    from spillway.services import exports as service
 
     session = _Session(project)
     body: dict[str, Any] = {
@@ -284,7 +284,7 @@ def create(
 @app.command()
 def run(project: ProjectOpt, export: ExportArg, json: JsonOpt = False) -> None:
     """Deliver everything received so far, now (a running worker picks it up at once)."""
-    from spillway import exports as service
+    from spillway.services import exports as service
 
     session = _Session(project)
     row = session.export(export)
@@ -308,7 +308,7 @@ def backfill(
     json: JsonOpt = False,
 ) -> None:
     """Export events received in [start, end) before the export's start, into their own path."""
-    from spillway import exports as service
+    from spillway.services import exports as service
 
     session = _Session(project)
     row = session.export(export)
@@ -333,7 +333,7 @@ def runs(
     json: JsonOpt = False,
 ) -> None:
     """Run history, newest first (a deleted export's too, by id)."""
-    from spillway import exports as service
+    from spillway.services import exports as service
     from spillway.store import runs as q
 
     session = _Session(project)
@@ -355,7 +355,7 @@ def runs(
 
 
 def _set_status(project: str, export: str, status: str, json: bool) -> None:
-    from spillway import exports as service
+    from spillway.services import exports as service
 
     session = _Session(project)
     row = session.export(export)
@@ -383,7 +383,7 @@ def enable(project: ProjectOpt, export: ExportArg, json: JsonOpt = False) -> Non
 @app.command()
 def delete(project: ProjectOpt, export: ExportArg, json: JsonOpt = False) -> None:
     """Stop an export for good (its run history stays readable)."""
-    from spillway import exports as service
+    from spillway.services import exports as service
 
     session = _Session(project)
     row = session.export(export)

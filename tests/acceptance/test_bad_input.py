@@ -351,10 +351,10 @@ def test_pgp_key_check_runs_off_the_event_loop(
     from fastapi.testclient import TestClient
 
     import spillway.engine.pgp as pgp
-    import spillway.exports as exports
     from spillway.api.app import create_app
-    from spillway.keys import Scope, create_key, create_project
     from spillway.secrets import SecretBox
+    from spillway.services import exports as exports
+    from spillway.services.projects import Scope, create_key, create_project
     from spillway.settings import Settings
 
     real = pgp.inspect_public_key

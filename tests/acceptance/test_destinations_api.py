@@ -16,8 +16,8 @@ from spillway import destinations as registry
 from spillway import netpolicy
 from spillway.api.app import create_app
 from spillway.destinations.aws import service_identity
-from spillway.keys import Scope, create_key, create_project
 from spillway.secrets import SecretBox
+from spillway.services.projects import Scope, create_key, create_project
 from spillway.settings import Settings
 from spillway.store import catalog
 from tests.integration.destinations.case_s3 import S3World

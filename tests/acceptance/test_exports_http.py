@@ -573,8 +573,8 @@ def test_a_webhook_host_lookup_does_not_stall_other_requests(
 
     from spillway import netpolicy
     from spillway.api.app import create_app
-    from spillway.keys import Scope, create_key, create_project
     from spillway.secrets import SecretBox
+    from spillway.services.projects import Scope, create_key, create_project
     from spillway.settings import Settings
 
     real = netpolicy._resolve

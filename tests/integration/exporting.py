@@ -10,12 +10,13 @@ from typing import Any
 import orjson
 from sqlalchemy.engine import Engine
 
-from spillway import exports, lifecycle
 from spillway.demo import synthetic_events
 from spillway.engine.scheduler import Scheduler
 from spillway.ingest import Limits, judge
-from spillway.keys import create_project
 from spillway.secrets import SecretBox
+from spillway.services import destinations as destination_service
+from spillway.services import exports as export_service
+from spillway.services.projects import create_project
 from spillway.settings import Settings
 from spillway.store.events import insert_events
 
@@ -39,14 +40,14 @@ class Setup:
     box: SecretBox
     root: Path
     project_id: int
-    actor: lifecycle.Actor
+    actor: destination_service.Actor
     destination: dict[str, Any]
     clock: Clock
     seed: int = 0
 
     def export(self, name: str = "events", **settings: Any) -> dict[str, Any]:
-        body = exports.ExportIn(name=name, destination_id=self.destination["id"], **settings)
-        return exports.create(self.engine, self.actor, body, now=int(self.clock.now * 1000))
+        body = export_service.ExportIn(name=name, destination_id=self.destination["id"], **settings)
+        return export_service.create(self.engine, self.actor, body, now=int(self.clock.now * 1000))
 
     def ingest(
         self, count: int, at: float | None = None, *, event_time: int | None = None
@@ -74,9 +75,9 @@ def make_setup(engine: Engine, tmp_path: Path, folder: str = "spillway") -> Setu
     assert local is not None, "use the local_root fixture: local folders need SPILLWAY_LOCAL_ROOT"
     box = SecretBox(b"k" * 48)
     project = create_project(engine, "acme")
-    actor = lifecycle.Actor("test", project.id)
+    actor = destination_service.Actor("test", project.id)
     root = local / project.app_id / "bucket"
-    row, _ = lifecycle.create(
+    row, _ = destination_service.create(
         engine,
         box,
         actor,

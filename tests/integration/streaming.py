@@ -11,12 +11,13 @@ from typing import Any
 import orjson
 from sqlalchemy.engine import Engine
 
-from spillway import exports, lifecycle
 from spillway.demo import synthetic_events
 from spillway.engine.streamer import StreamDelivery
 from spillway.ingest import Limits, judge
-from spillway.keys import create_project
 from spillway.secrets import SecretBox
+from spillway.services import destinations as destination_service
+from spillway.services import exports as export_service
+from spillway.services.projects import create_project
 from spillway.store.events import insert_events
 from tests.server_moto import REGION, Moto
 
@@ -66,7 +67,7 @@ class StreamSetup:
     box: SecretBox
     moto: Moto
     project_id: int
-    actor: lifecycle.Actor
+    actor: destination_service.Actor
     sent: list[tuple[str, str]] = field(default_factory=list)  # (uid, uuid) in ingest order
     seed: int = 0
 
@@ -85,17 +86,17 @@ class StreamSetup:
         }
         if force:
             body["force"] = True
-        row, _ = lifecycle.create(self.engine, self.box, self.actor, body)
+        row, _ = destination_service.create(self.engine, self.box, self.actor, body)
         return row
 
     def export(self, destination: dict[str, Any], **settings: Any) -> dict[str, Any]:
-        body = exports.ExportIn(
+        body = export_service.ExportIn(
             name="stream-" + uuid.uuid4().hex[:6],
             destination_id=destination["id"],
             frequency="stream",
             **settings,
         )
-        return exports.create(self.engine, self.actor, body)
+        return export_service.create(self.engine, self.actor, body)
 
     def ingest(self, count: int, users: int = 1_000, **overrides: Any) -> list[str]:
         """Store ``count`` synthetic events now; returns their uuids in ingest order."""
@@ -138,4 +139,4 @@ class StreamSetup:
 def make_stream_setup(engine: Engine, moto: Moto) -> StreamSetup:
     box = SecretBox(b"k" * 48)
     project = create_project(engine, "acme-" + uuid.uuid4().hex[:6])
-    return StreamSetup(engine, box, moto, project.id, lifecycle.Actor("test", project.id))
+    return StreamSetup(engine, box, moto, project.id, destination_service.Actor("test", project.id))

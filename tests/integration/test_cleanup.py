@@ -16,8 +16,8 @@ import orjson
 import pytest
 from sqlalchemy.engine import Engine
 
-from spillway import lifecycle
 from spillway.errors import TransientError
+from spillway.services import destinations as destination_service
 from spillway.store.events import prune_before
 from tests.integration.exporting import T0, data_files, delivered_uuids, make_setup
 
@@ -56,7 +56,7 @@ def on_disk(root: Path) -> dict[str, str]:
 @pytest.mark.parametrize("cleanup", [True, False], ids=["cleanup-on", "cleanup-off"])
 def test_leftovers_of_a_failed_attempt(engine: Engine, tmp_path: Path, cleanup: bool) -> None:
     s = make_setup(engine, tmp_path)
-    s.destination, _ = lifecycle.create(
+    s.destination, _ = destination_service.create(
         engine,
         s.box,
         s.actor,

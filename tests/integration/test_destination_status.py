@@ -11,8 +11,9 @@ from typing import Any
 
 from sqlalchemy.engine import Engine
 
-from spillway import exports, lifecycle
 from spillway.destinations.base import CheckStatus, all_passed
+from spillway.services import destinations as destination_service
+from spillway.services import exports as export_service
 from spillway.store import catalog
 from tests.integration.destinations.case_s3 import S3World, allow
 from tests.integration.exporting import T0
@@ -23,8 +24,12 @@ from tests.server_moto import Moto
 QUARTER = 900
 
 
-def destination(engine: Engine, actor: lifecycle.Actor, destination_id: str) -> dict[str, Any]:
-    return lifecycle.public(lifecycle.get(engine, actor.project_id, destination_id))
+def destination(
+    engine: Engine, actor: destination_service.Actor, destination_id: str
+) -> dict[str, Any]:
+    return destination_service.public(
+        destination_service.get(engine, actor.project_id, destination_id)
+    )
 
 
 def swap_secret(engine: Engine, row: dict[str, Any], sealed: bytes) -> None:
@@ -65,7 +70,7 @@ def test_an_export_refused_its_credentials_turns_the_destination_failing_until_a
     assert "SignatureDoesNotMatch" in shown["status_reason"]
     assert shown["last_validation"]["ok"] is False
     assert shown["last_validation"]["export_id"] == export["id"]
-    row = exports.get(engine, s.project_id, export["id"])
+    row = export_service.get(engine, s.project_id, export["id"])
     assert row["status"] == "failing"
 
     # Fixed behind the API's back too (no validation, no rotation that would set it active):
@@ -76,7 +81,7 @@ def test_an_export_refused_its_credentials_turns_the_destination_failing_until_a
     shown = destination(engine, s.actor, s.destination["id"])
     assert (shown["status"], shown.get("status_reason")) == ("active", None)
     assert shown["last_validation"]["ok"] is True
-    assert exports.get(engine, s.project_id, export["id"])["status"] == "active"
+    assert export_service.get(engine, s.project_id, export["id"])["status"] == "active"
 
 
 def test_a_refusal_that_is_not_the_credentials_leaves_the_destination_active(
@@ -94,7 +99,7 @@ def test_a_refusal_that_is_not_the_credentials_leaves_the_destination_active(
     s.ingest(3)
     s.clock.now = T0 + QUARTER + 1
     assert s.scheduler().tick() == {"runs": 0, "failed": 1}
-    row = exports.get(engine, s.project_id, export["id"])
+    row = export_service.get(engine, s.project_id, export["id"])
     assert row["status"] == "failing" and "AccessDenied" in row["status_reason"]
     assert destination(engine, s.actor, s.destination["id"])["status"] == "active"
 
@@ -134,7 +139,7 @@ def test_validating_again_and_again_leaves_at_most_one_test_object(
     # Allowed to delete (even with cleanup off): nothing stays behind.
     s = s3_setup(engine, tmp_path, s3_world, s3_world.full_user())
     for _ in range(3):
-        checks = lifecycle.validate_stored(engine, s.box, s.actor, s.destination["id"])
+        checks = destination_service.validate_stored(engine, s.box, s.actor, s.destination["id"])
         assert all_passed(checks)
         assert {c.name: c.status for c in checks}["delete"] is CheckStatus.PASSED
     assert bucket_keys(s3_world, prefix) == []
@@ -148,10 +153,10 @@ def test_validating_again_and_again_leaves_at_most_one_test_object(
         "config": s3_world.config().model_dump(mode="json"),
         "credentials": credentials(writer),
     }
-    row, checks = lifecycle.create(engine, s.box, s.actor, body)
+    row, checks = destination_service.create(engine, s.box, s.actor, body)
     assert all_passed(checks)
     for _ in range(3):
-        checks = lifecycle.validate_stored(engine, s.box, s.actor, row["id"])
+        checks = destination_service.validate_stored(engine, s.box, s.actor, row["id"])
         assert all_passed(checks), [c.as_dict() for c in checks]
     kept = bucket_keys(s3_world, prefix)
     assert kept == [f"{prefix}check.txt"]

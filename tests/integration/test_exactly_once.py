@@ -12,8 +12,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from spillway import exports
 from spillway.errors import TransientError
+from spillway.services import exports as export_service
 from spillway.store import catalog
 from spillway.store import runs as q
 from spillway.store.db import create_engine, migrate
@@ -73,10 +73,10 @@ def test_every_event_delivered_exactly_once(steps: list[tuple[object, ...]], spl
                 faults.at, faults.countdown = action[1], int(action[2])  # type: ignore[assignment,call-overload]
                 scheduler.tick()
             elif kind == "frequency":
-                patch = exports.ExportPatch(frequency=action[1])  # type: ignore[arg-type]
-                exports.update(engine, s.actor, export["id"], patch)
+                patch = export_service.ExportPatch(frequency=action[1])  # type: ignore[arg-type]
+                export_service.update(engine, s.actor, export["id"], patch)
             else:
-                exports.run_now(engine, s.actor, export["id"], now=int(s.clock.now * 1000))
+                export_service.run_now(engine, s.actor, export["id"], now=int(s.clock.now * 1000))
         # Then everything heals: time passes, windows close, retries run.
         faults.at = None
         for _ in range(12):

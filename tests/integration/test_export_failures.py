@@ -20,11 +20,12 @@ import orjson
 import pytest
 from sqlalchemy.engine import Engine
 
-from spillway import exports, lifecycle
 from spillway.destinations.s3.config import AccessKey
 from spillway.engine import webhooks
-from spillway.keys import create_project
 from spillway.secrets import SecretBox
+from spillway.services import destinations as destination_service
+from spillway.services import exports as export_service
+from spillway.services.projects import create_project
 from spillway.store import runs as q
 from tests.integration.destinations.case_s3 import S3World
 from tests.integration.exporting import T0, Clock, Setup
@@ -38,8 +39,8 @@ def s3_setup(engine: Engine, tmp_path: Path, world: S3World, key: AccessKey) -> 
     """A project with an S3 destination (validated against moto) using ``key``."""
     box = SecretBox(b"k" * 48)
     project = create_project(engine, "acme")
-    actor = lifecycle.Actor("test", project.id)
-    row, checks = lifecycle.create(
+    actor = destination_service.Actor("test", project.id)
+    row, checks = destination_service.create(
         engine,
         box,
         actor,
@@ -180,12 +181,14 @@ def test_three_days_of_revoked_credentials_then_rotation_catches_up(
         s.clock.now = start + 3 * 3600 + 1
         scheduler.tick()
 
-    row = exports.public(engine, exports.get(engine, s.project_id, export["id"]))
+    row = export_service.public(engine, export_service.get(engine, s.project_id, export["id"]))
     assert row["status"] == "failing"
     assert "InvalidAccessKeyId" in row["status_reason"]
     assert row["cursor_seq"] < q_high_water(engine)  # nothing delivered, all of it kept
     with engine.connect() as conn:
-        history = [exports.public_run(r) for r in q.list_runs(conn, export["id"], limit=1000)]
+        history = [
+            export_service.public_run(r) for r in q.list_runs(conn, export["id"], limit=1000)
+        ]
     waiting = [r for r in history if r["status"] != "succeeded"]
     assert sorted(r["window_end"] for r in waiting) == outage  # a run per window with events
     first = min(waiting, key=lambda r: r["window_end"])
@@ -204,7 +207,7 @@ def test_three_days_of_revoked_credentials_then_rotation_catches_up(
 
     # The fix: a new key for the same user, validated by the rotation before it is saved.
     new_key = iam.create_access_key(UserName=user)["AccessKey"]
-    lifecycle.rotate(
+    destination_service.rotate(
         engine,
         s.box,
         s.actor,
@@ -227,7 +230,7 @@ def test_three_days_of_revoked_credentials_then_rotation_catches_up(
     assert every == Counter(u for uuids in sent.values() for u in uuids)
     assert set(every.values()) == {1}
     assert open_uploads(s3_world) == []
-    row = exports.public(engine, exports.get(engine, s.project_id, export["id"]))
+    row = export_service.public(engine, export_service.get(engine, s.project_id, export["id"]))
     assert (row["status"], row["status_reason"], row["next_attempt_at"]) == ("active", None, None)
     assert row["last_window_end"] == blocks[-1] + 3 * 3600
     assert row["cursor_seq"] == q_high_water(engine)
@@ -260,8 +263,8 @@ def test_frequency_changes_on_s3_lose_and_repeat_nothing(
         scheduler.tick()
 
     def change(frequency: Any) -> None:
-        patch = exports.ExportPatch(frequency=frequency)
-        exports.update(engine, s.actor, export["id"], patch)
+        patch = export_service.ExportPatch(frequency=frequency)
+        export_service.update(engine, s.actor, export["id"], patch)
 
     for k in range(3):  # 00:00-00:45, three quarter-hour files
         at(T0 + k * QUARTER + 100, 4)

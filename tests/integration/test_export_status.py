@@ -10,8 +10,8 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from spillway import exports
 from spillway.engine.windows import QUARTER
+from spillway.services import exports as export_service
 from spillway.store import catalog
 from spillway.store.schema import runs
 from tests.integration.exporting import Setup, make_setup
@@ -46,10 +46,14 @@ def add_run(
 
 def shown(setup: Setup, export: dict[str, Any]) -> dict[str, Any]:
     """The export as GET /exports/{id} answers, and checked the same in the list."""
-    one = exports.public(setup.engine, exports.get(setup.engine, setup.project_id, export["id"]))
+    one = export_service.public(
+        setup.engine, export_service.get(setup.engine, setup.project_id, export["id"])
+    )
     with setup.engine.connect() as conn:
         rows = catalog.list_exports(conn, setup.project_id)
-    (listed,) = [e for e in exports.public_all(setup.engine, rows) if e["id"] == export["id"]]
+    (listed,) = [
+        e for e in export_service.public_all(setup.engine, rows) if e["id"] == export["id"]
+    ]
     assert listed == one
     return one
 
@@ -142,7 +146,7 @@ def test_listing_exports_takes_the_same_statements_for_two_or_twelve(
             rows = catalog.list_exports(conn, setup.project_id)
         sa.event.listen(engine, "before_cursor_execute", count)
         try:
-            listed = exports.public_all(engine, rows)
+            listed = export_service.public_all(engine, rows)
         finally:
             sa.event.remove(engine, "before_cursor_execute", count)
         assert all(e["last_run"]["status"] == "failed" for e in listed)

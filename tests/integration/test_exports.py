@@ -10,7 +10,7 @@ import orjson
 import pytest
 from sqlalchemy.engine import Engine
 
-from spillway import exports
+from spillway.services import exports as export_service
 from spillway.store import runs as q
 from tests.integration.exporting import T0, data_files, delivered_uuids, make_setup, records
 
@@ -137,12 +137,16 @@ def test_frequency_change_loses_and_repeats_nothing(engine: Engine, tmp_path: Pa
     sent = s.ingest(10, at=T0 + 100)
     s.clock.now = T0 + 901
     s.scheduler().tick()
-    exports.update(engine, s.actor, export["id"], exports.ExportPatch(frequency="daily"))
+    export_service.update(
+        engine, s.actor, export["id"], export_service.ExportPatch(frequency="daily")
+    )
     sent += s.ingest(10, at=T0 + 1000)
     sent += s.ingest(10, at=T0 + 40_000)
     s.clock.now = T0 + 86_400 + 5
     s.scheduler().tick()
-    exports.update(engine, s.actor, export["id"], exports.ExportPatch(frequency="weekly"))
+    export_service.update(
+        engine, s.actor, export["id"], export_service.ExportPatch(frequency="weekly")
+    )
     sent += s.ingest(10, at=T0 + 90_000)
     s.clock.now = T0 + 7 * 86_400 + 5
     s.scheduler().tick()
@@ -159,7 +163,7 @@ def test_manual_run_delivers_everything_now(engine: Engine, tmp_path: Path) -> N
     s = make_setup(engine, tmp_path)
     export = s.export()
     sent = s.ingest(7, at=T0 + 100)
-    run_id = exports.run_now(engine, s.actor, export["id"], now=int((T0 + 200) * 1000))
+    run_id = export_service.run_now(engine, s.actor, export["id"], now=int((T0 + 200) * 1000))
     s.clock.now = T0 + 200
     s.scheduler().tick()
     with engine.connect() as conn:
@@ -177,11 +181,11 @@ def test_backfill_covers_history_in_its_own_path(engine: Engine, tmp_path: Path)
     history = s.ingest(12, at=T0 - 3 * 86_400)
     export = s.export()
     fresh = s.ingest(5, at=T0 + 100)
-    answer = exports.backfill(
+    answer = export_service.backfill(
         engine,
         s.actor,
         export["id"],
-        exports.BackfillIn(start=T0 - 10 * 86_400, end=T0 + 3600),
+        export_service.BackfillIn(start=T0 - 10 * 86_400, end=T0 + 3600),
         retention_days=90,
         now=int(s.clock.now * 1000),
     )

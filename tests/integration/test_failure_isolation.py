@@ -20,12 +20,13 @@ import pytest
 from sqlalchemy.engine import Engine
 
 from spillway import destinations as registry
-from spillway import exports, lifecycle
 from spillway.engine.streamer import StreamDelivery
 from spillway.engine.worker import Worker
 from spillway.errors import InputError
-from spillway.keys import create_project
 from spillway.secrets import SecretBox
+from spillway.services import destinations as destination_service
+from spillway.services import exports as export_service
+from spillway.services.projects import create_project
 from spillway.settings import Settings
 from spillway.store import catalog
 from tests.integration.chaos import CHAOS
@@ -44,8 +45,10 @@ DAY = 86_400
 BOX = SecretBox(b"k" * 48)  # the service key of every project here, as on one server
 
 
-def local_destination(engine: Engine, actor: lifecycle.Actor, name: str) -> dict[str, Any]:
-    row, _ = lifecycle.create(
+def local_destination(
+    engine: Engine, actor: destination_service.Actor, name: str
+) -> dict[str, Any]:
+    row, _ = destination_service.create(
         engine,
         BOX,
         actor,
@@ -59,20 +62,26 @@ def local_destination(engine: Engine, actor: lifecycle.Actor, name: str) -> dict
     return row
 
 
-def file_export(engine: Engine, actor: lifecycle.Actor, destination: dict[str, Any]) -> str:
-    body = exports.ExportIn(name="events", destination_id=destination["id"])
-    return str(exports.create(engine, actor, body, now=(T0 + 60) * 1000)["id"])
+def file_export(
+    engine: Engine, actor: destination_service.Actor, destination: dict[str, Any]
+) -> str:
+    body = export_service.ExportIn(name="events", destination_id=destination["id"])
+    return str(export_service.create(engine, actor, body, now=(T0 + 60) * 1000)["id"])
 
 
-def stream_export(engine: Engine, actor: lifecycle.Actor, destination: dict[str, Any]) -> str:
-    body = exports.ExportIn(name="live", destination_id=destination["id"], frequency="stream")
-    return str(exports.create(engine, actor, body)["id"])
+def stream_export(
+    engine: Engine, actor: destination_service.Actor, destination: dict[str, Any]
+) -> str:
+    body = export_service.ExportIn(
+        name="live", destination_id=destination["id"], frequency="stream"
+    )
+    return str(export_service.create(engine, actor, body)["id"])
 
 
 def kinesis_destination(
-    engine: Engine, actor: lifecycle.Actor, moto: Moto, name: str, stream: str
+    engine: Engine, actor: destination_service.Actor, moto: Moto, name: str, stream: str
 ) -> dict[str, Any]:
-    row, _ = lifecycle.create(
+    row, _ = destination_service.create(
         engine,
         BOX,
         actor,
@@ -90,14 +99,16 @@ def kinesis_destination(
     return row
 
 
-def delete_then_enable_behind_the_api(engine: Engine, actor: lifecycle.Actor, export: str) -> None:
+def delete_then_enable_behind_the_api(
+    engine: Engine, actor: destination_service.Actor, export: str
+) -> None:
     """Delete the export's destination (which disables the export), check that the API refuses
     to enable it again, then enable it in the store anyway (an old version, a hand-made fix)."""
-    destination = exports.get(engine, actor.project_id, export)["destination_id"]
-    lifecycle.delete(engine, actor, destination)
-    assert exports.get(engine, actor.project_id, export)["status"] == "disabled"
+    destination = export_service.get(engine, actor.project_id, export)["destination_id"]
+    destination_service.delete(engine, actor, destination)
+    assert export_service.get(engine, actor.project_id, export)["status"] == "disabled"
     with pytest.raises(InputError) as refused:
-        exports.update(engine, actor, export, exports.ExportPatch(status="active"))
+        export_service.update(engine, actor, export, export_service.ExportPatch(status="active"))
     assert refused.value.status_code == 409
     assert "deleted" in str(refused.value)
     with engine.connect().execution_options(write=True) as conn, conn.begin():
@@ -136,7 +147,7 @@ def test_a_broken_project_stops_no_one_else(
 
     # --- B: a scheduled export to a local folder; some of its events are past retention.
     b_project = create_project(engine, "bravo")
-    b_actor = lifecycle.Actor("test", b_project.id)
+    b_actor = destination_service.Actor("test", b_project.id)
     b_destination = local_destination(engine, b_actor, "bucket")
     b_root = local_root / b_project.app_id / "bucket"
     b = Setup(engine, BOX, b_root, b_project.id, b_actor, b_destination, clock)
@@ -153,7 +164,7 @@ def test_a_broken_project_stops_no_one_else(
 
     # --- A: everything that can go wrong, each on an export of its own.
     a_project = create_project(engine, "alpha")
-    a_actor = lifecycle.Actor("test", a_project.id)
+    a_actor = destination_service.Actor("test", a_project.id)
     a = Setup(engine, BOX, tmp_path, a_project.id, a_actor, {}, clock)
     broken: dict[str, tuple[str, list[str]]] = {}  # what → (export id, words its reason has)
 
@@ -169,7 +180,7 @@ def test_a_broken_project_stops_no_one_else(
     moved = "http://localhost:" + moto.endpoint.rsplit(":", 1)[1]  # another origin, same moto
     policy.allow(moved)
     key = s3_world.full_user()
-    refused, _ = lifecycle.create(
+    refused, _ = destination_service.create(
         engine,
         BOX,
         a_actor,
@@ -196,7 +207,7 @@ def test_a_broken_project_stops_no_one_else(
         catalog.update_destination(conn, unbuildable["id"], {"config": config})
     broken["destination cannot be built"] = (export, ["cannot be opened", "config", "PATCH"])
 
-    chaos, _ = lifecycle.create(
+    chaos, _ = destination_service.create(
         engine,
         BOX,
         a_actor,
@@ -251,14 +262,16 @@ def test_a_broken_project_stops_no_one_else(
 
     # Each of A's exports shows what is wrong with it, where a person looks.
     for what, (export_id, words) in broken.items():
-        row = exports.get(engine, a_project.id, export_id)
-        shown = exports.public(engine, row)
+        row = export_service.get(engine, a_project.id, export_id)
+        shown = export_service.public(engine, row)
         assert shown["status"] == "failing", f"{what}: {shown['status']} ({shown['status_reason']})"
         for word in words:
             assert word in (shown["status_reason"] or ""), f"{what}: {shown['status_reason']!r}"
     # The credentials no key opens are the destination's problem too: it says so.
     for destination in (unreadable, sealed_stream):
-        row = lifecycle.public(lifecycle.get(engine, a_project.id, destination["id"]))
+        row = destination_service.public(
+            destination_service.get(engine, a_project.id, destination["id"])
+        )
         assert row["status"] == "failing"
         assert "cannot be decrypted" in (row["status_reason"] or "")
     assert "AssertionError" not in caplog.text

@@ -9,8 +9,8 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from spillway import exports
 from spillway.engine.worker import Worker
+from spillway.services import exports as export_service
 from spillway.store.schema import audit_log
 from tests.integration.exporting import make_setup
 
@@ -26,7 +26,7 @@ def test_events_pruned_before_delivery_are_reported(engine: Engine, tmp_path: Pa
     s.ingest(3, at=time.time())
     done = Worker(engine, retention_days=90).run_once()
     assert done["pruned"] == 7
-    row = exports.get(engine, s.project_id, export["id"])
+    row = export_service.get(engine, s.project_id, export["id"])
     assert row["status_reason"] is not None
     assert "7 events" in row["status_reason"] and "90-day retention" in row["status_reason"]
     with engine.connect() as conn:

@@ -23,11 +23,12 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from spillway import exports, lifecycle
 from spillway.api.app import create_app
 from spillway.errors import TransientError
-from spillway.keys import Scope, create_key
 from spillway.secrets import SecretBox
+from spillway.services import destinations as destination_service
+from spillway.services import exports as export_service
+from spillway.services.projects import Scope, create_key
 from spillway.settings import Settings
 from tests.integration.exporting import T0, Setup, delivered_uuids, make_setup
 
@@ -79,7 +80,7 @@ def world(db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Itera
     engine = app.state.context.engine
     s = make_setup(engine, tmp_path)
     # The API's notion of "now" (a run now's second, creation) is the test's clock.
-    monkeypatch.setattr(exports, "now_ms", lambda: int(s.clock.now * 1000))
+    monkeypatch.setattr(export_service, "now_ms", lambda: int(s.clock.now * 1000))
     token = create_key(engine, SecretBox(settings.service_key()), "acme", Scope.WRITE).token
     try:
         with TestClient(app) as client:
@@ -201,7 +202,7 @@ def test_cleanup_of_a_window_never_removes_a_run_nows_files(
     """A window closing in a run now's second, delivered after it (with cleanup on, which
     deletes its own leftovers): the run now's files stay."""
     s = world.s
-    tidy, _ = lifecycle.create(
+    tidy, _ = destination_service.create(
         s.engine,
         s.box,
         s.actor,
@@ -350,7 +351,7 @@ def test_a_deleted_exports_run_history_stays_readable(world: World) -> None:
 
 
 def create_key_for_other_project(world: World) -> dict[str, str]:
-    from spillway.keys import create_project
+    from spillway.services.projects import create_project
 
     engine = world.s.engine
     create_project(engine, "other")

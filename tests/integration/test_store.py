@@ -12,7 +12,7 @@ from alembic.migration import MigrationContext
 from sqlalchemy.engine import Engine
 
 from spillway.engine.worker import DAY_MS, Worker
-from spillway.keys import create_project
+from spillway.services.projects import create_project
 from spillway.store import events as q
 from spillway.store.db import PG_LOCK_INGEST, create_engine, migrate, now_ms, write_lock
 from spillway.store.schema import events, metadata

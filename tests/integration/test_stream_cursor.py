@@ -17,8 +17,8 @@ import pytest
 from prometheus_client import REGISTRY, generate_latest
 from sqlalchemy.engine import Engine
 
-from spillway import exports
 from spillway.ingest import judge
+from spillway.services import exports as export_service
 from spillway.store import catalog
 from spillway.store import streams as sq
 from spillway.store.db import PG_LOCK_INGEST, now_ms, write_lock
@@ -36,7 +36,9 @@ from tests.store_queries import high_water
 
 
 def shown(setup: StreamSetup, export_id: str) -> dict[str, Any]:
-    return exports.public(setup.engine, exports.get(setup.engine, setup.project_id, export_id))
+    return export_service.public(
+        setup.engine, export_service.get(setup.engine, setup.project_id, export_id)
+    )
 
 
 def delivered(moto: Moto, stream: str) -> list[str]:
@@ -138,15 +140,19 @@ def test_lag_gauges_of_disabled_and_deleted_exports_leave_metrics(
     setup.drain(delivery)
     for export_id in (kept, disabled, deleted):
         assert len(lag_series(export_id)) == 2  # events and seconds
-    exports.update(engine, setup.actor, disabled, exports.ExportPatch(status="disabled"))
-    exports.delete(engine, setup.actor, deleted)
+    export_service.update(
+        engine, setup.actor, disabled, export_service.ExportPatch(status="disabled")
+    )
+    export_service.delete(engine, setup.actor, deleted)
     setup.ingest(5, users=2)
     setup.drain(delivery)
     assert len(lag_series(kept)) == 2
     assert lag_series(disabled) == []
     assert lag_series(deleted) == []
     # Enabled again, it reports again.
-    exports.update(engine, setup.actor, disabled, exports.ExportPatch(status="active"))
+    export_service.update(
+        engine, setup.actor, disabled, export_service.ExportPatch(status="active")
+    )
     setup.drain(delivery)
     assert len(lag_series(disabled)) == 2
 

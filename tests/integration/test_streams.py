@@ -14,9 +14,10 @@ import orjson
 import pytest
 from sqlalchemy.engine import Engine
 
-from spillway import exports, lifecycle
 from spillway.destinations.base import all_passed
 from spillway.errors import InputError
+from spillway.services import destinations as destination_service
+from spillway.services import exports as export_service
 from spillway.store import streams as sq
 from spillway.store.db import create_engine, migrate
 from tests.integration.streaming import (
@@ -63,7 +64,9 @@ def test_50k_events_of_1000_users_arrive_in_order(setup: StreamSetup, moto: Moto
     records = read_stream(moto, name)
     assert len(records) == 50_000
     assert_in_order_per_user(setup, records)
-    shown = exports.public(setup.engine, exports.get(setup.engine, setup.project_id, export["id"]))
+    shown = export_service.public(
+        setup.engine, export_service.get(setup.engine, setup.project_id, export["id"])
+    )
     assert shown["lag"] == {"events": 0, "seconds": 0}
     assert shown["delivery"]["records_sent"] == 50_000
     assert shown["delivery"]["dead_lettered"] == 0
@@ -133,7 +136,9 @@ def test_oversized_event_is_dead_lettered_and_the_stream_goes_on(
         [letter] = sq.list_dead_letters(conn, export["id"])
     assert letter["event_uuid"] == huge
     assert "1,048,576 bytes per record" in letter["reason"]
-    shown = exports.public(setup.engine, exports.get(setup.engine, setup.project_id, export["id"]))
+    shown = export_service.public(
+        setup.engine, export_service.get(setup.engine, setup.project_id, export["id"])
+    )
     assert shown["delivery"]["dead_lettered"] == 1
     assert shown["lag"]["events"] == 0
 
@@ -147,7 +152,7 @@ def test_missing_stream_makes_the_export_failing_then_it_catches_up(
     uuids = setup.ingest(50, users=5)
     delivery = setup.delivery()
     assert delivery.pass_once() == 0
-    row = exports.get(setup.engine, setup.project_id, export["id"])
+    row = export_service.get(setup.engine, setup.project_id, export["id"])
     assert row["status"] == "failing"
     assert name in (row["status_reason"] or "")
     kinesis: Any = moto.client("kinesis")
@@ -156,21 +161,25 @@ def test_missing_stream_makes_the_export_failing_then_it_catches_up(
         StreamName=name, WaiterConfig={"Delay": 0.1, "MaxAttempts": 100}
     )
     # The fix is confirmed by validating the destination again: the export retries at once.
-    checks = lifecycle.validate_stored(setup.engine, setup.box, setup.actor, destination["id"])
+    checks = destination_service.validate_stored(
+        setup.engine, setup.box, setup.actor, destination["id"]
+    )
     assert all_passed(checks)
     setup.drain(delivery)
     assert sorted(event_uuid(d) for _, d in read_stream(moto, name)) == sorted(uuids)
-    assert exports.get(setup.engine, setup.project_id, export["id"])["status"] == "active"
+    assert export_service.get(setup.engine, setup.project_id, export["id"])["status"] == "active"
 
 
 def test_stream_exports_need_stream_destinations(setup: StreamSetup, moto: Moto) -> None:
     name = create_stream(moto, shards=1)
     destination = setup.destination("kinesis", {"stream": name})
     with pytest.raises(InputError, match='set frequency to "stream"'):
-        exports.create(
+        export_service.create(
             setup.engine,
             setup.actor,
-            exports.ExportIn(name="files", destination_id=destination["id"], frequency="daily"),
+            export_service.ExportIn(
+                name="files", destination_id=destination["id"], frequency="daily"
+            ),
         )
 
 
@@ -243,7 +252,9 @@ def test_partial_failures_resend_exactly_the_failed_records(setup: StreamSetup, 
                 assert by_call[call + 1] == refused
     delivered = [event_uuid(data) for _, data in read_stream(moto, name)]
     assert sorted(delivered) == sorted(uuids)
-    shown = exports.public(setup.engine, exports.get(setup.engine, setup.project_id, export["id"]))
+    shown = export_service.public(
+        setup.engine, export_service.get(setup.engine, setup.project_id, export["id"])
+    )
     assert shown["delivery"]["records_retried"] == len(failed)
 
 

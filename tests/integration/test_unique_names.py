@@ -10,10 +10,11 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from spillway import exports, lifecycle
 from spillway.errors import InputError
-from spillway.keys import create_project
 from spillway.secrets import SecretBox
+from spillway.services import destinations as destination_service
+from spillway.services import exports as export_service
+from spillway.services.projects import create_project
 from spillway.store import catalog
 from spillway.store.db import create_engine, migrate, now_ms
 from spillway.store.schema import audit_log, destinations
@@ -45,25 +46,27 @@ def no_check(*_: Any) -> None:
 def test_racing_destination_names_get_a_409(
     engine: Engine, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    actor = lifecycle.Actor("test", create_project(engine, "acme").id)
-    first, _ = lifecycle.create(engine, BOX, actor, s3("warehouse"))
+    actor = destination_service.Actor("test", create_project(engine, "acme").id)
+    first, _ = destination_service.create(engine, BOX, actor, s3("warehouse"))
     monkeypatch.setattr(catalog, "destination_by_name", no_check)
     with pytest.raises(InputError) as info:
-        lifecycle.create(engine, BOX, actor, s3("warehouse"))
+        destination_service.create(engine, BOX, actor, s3("warehouse"))
     assert (info.value.status_code, info.value.code) == (409, "conflict")
     assert "'warehouse' already exists" in str(info.value)
 
     # Renaming onto a taken name is refused the same way.
-    other, _ = lifecycle.create(engine, BOX, actor, s3("lake"))
+    other, _ = destination_service.create(engine, BOX, actor, s3("lake"))
     with pytest.raises(InputError) as info:
-        lifecycle.update(engine, BOX, actor, other["id"], {"name": "warehouse", "force": True})
+        destination_service.update(
+            engine, BOX, actor, other["id"], {"name": "warehouse", "force": True}
+        )
     assert info.value.status_code == 409
 
     # Another project, or a deleted destination, does not hold the name.
-    elsewhere = lifecycle.Actor("test", create_project(engine, "beta").id)
-    lifecycle.create(engine, BOX, elsewhere, s3("warehouse"))
-    lifecycle.delete(engine, actor, first["id"])
-    again, _ = lifecycle.create(engine, BOX, actor, s3("warehouse"))
+    elsewhere = destination_service.Actor("test", create_project(engine, "beta").id)
+    destination_service.create(engine, BOX, elsewhere, s3("warehouse"))
+    destination_service.delete(engine, actor, first["id"])
+    again, _ = destination_service.create(engine, BOX, actor, s3("warehouse"))
     with engine.connect() as conn:
         names = [row["name"] for row in catalog.list_destinations(conn, actor.project_id)]
     assert sorted(names) == ["lake", "warehouse"]
@@ -71,21 +74,23 @@ def test_racing_destination_names_get_a_409(
 
 
 def test_racing_export_names_get_a_409(engine: Engine, monkeypatch: pytest.MonkeyPatch) -> None:
-    actor = lifecycle.Actor("test", create_project(engine, "acme").id)
-    destination, _ = lifecycle.create(engine, BOX, actor, s3("warehouse"))
-    body = exports.ExportIn(name="events", destination_id=destination["id"])
-    first = exports.create(engine, actor, body)
+    actor = destination_service.Actor("test", create_project(engine, "acme").id)
+    destination, _ = destination_service.create(engine, BOX, actor, s3("warehouse"))
+    body = export_service.ExportIn(name="events", destination_id=destination["id"])
+    first = export_service.create(engine, actor, body)
     monkeypatch.setattr(catalog, "list_exports", lambda *_: [])
     with pytest.raises(InputError) as info:
-        exports.create(engine, actor, body)
+        export_service.create(engine, actor, body)
     assert (info.value.status_code, info.value.code) == (409, "conflict")
     assert "'events' already writes there" in str(info.value)
 
     # The same name on another destination is fine, and so is reusing a deleted export's.
-    other, _ = lifecycle.create(engine, BOX, actor, s3("lake"))
-    exports.create(engine, actor, exports.ExportIn(name="events", destination_id=other["id"]))
-    exports.delete(engine, actor, first["id"])
-    exports.create(engine, actor, body)
+    other, _ = destination_service.create(engine, BOX, actor, s3("lake"))
+    export_service.create(
+        engine, actor, export_service.ExportIn(name="events", destination_id=other["id"])
+    )
+    export_service.delete(engine, actor, first["id"])
+    export_service.create(engine, actor, body)
 
 
 def _destination(conn: sa.Connection, project: int, name: str, at: int, **extra: Any) -> str:

@@ -22,10 +22,11 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 from pydantic import ValidationError
 
-from spillway import exports, netpolicy
+from spillway import netpolicy
 from spillway.destinations.base import DestinationError
 from spillway.engine import webhooks
 from spillway.errors import InputError
+from spillway.services import exports as export_service
 from spillway.store import catalog
 from spillway.store.db import create_engine, migrate
 from tests.integration.destinations.policy import Policy
@@ -84,7 +85,7 @@ def test_a_slow_or_hanging_receiver_does_not_delay_the_worker_pass(
         policy.allow(receiver.url)
         export = s.export(webhook_url=f"{receiver.url}/hook?token=abc")
         assert timed_failing_tick(s) < 1.0  # the call was only queued
-        assert exports.get(s.engine, s.project_id, export["id"])["status"] == "failing"
+        assert export_service.get(s.engine, s.project_id, export["id"])["status"] == "failing"
         assert sender.flush(10)  # one call: the answer, or the 2 s deadline
         assert receiver.wait_for_requests(1, timeout=1)
         call = receiver.requests[0]
@@ -109,7 +110,7 @@ def test_a_receiver_that_is_down_costs_the_pass_nothing_and_gets_later_calls(
     export = s.export(webhook_url=url)
     assert timed_failing_tick(s) < 1.0
     assert sender.flush(5)
-    assert exports.get(s.engine, s.project_id, export["id"])["status"] == "failing"
+    assert export_service.get(s.engine, s.project_id, export["id"])["status"] == "failing"
     assert f"webhook for export {export['id']} failed (ConnectionRefusedError)" in caplog.text
     # The receiver is back: the next state change reaches it (the sending thread lived on).
     with canned_server(status=204, body="", port=port) as receiver:
@@ -147,8 +148,8 @@ def test_an_unlisted_loopback_webhook_is_refused_when_configured(
         assert getattr(caught.value, "status_code", 422) == 422
         export = s.export()
         with pytest.raises((ValidationError, InputError)) as patched:
-            exports.update(
-                s.engine, s.actor, export["id"], exports.ExportPatch(webhook_url=webhook)
+            export_service.update(
+                s.engine, s.actor, export["id"], export_service.ExportPatch(webhook_url=webhook)
             )
         assert "webhook_url" in str(patched.value)
         assert getattr(patched.value, "status_code", 422) == 422

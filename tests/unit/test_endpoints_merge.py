@@ -10,9 +10,9 @@ import pytest
 from pydantic import ValidationError
 from sqlalchemy.engine import Engine
 
-from spillway.endpoints import EndpointBatch, EndpointIn, merge, public, upsert
 from spillway.errors import InputError
-from spillway.keys import create_project
+from spillway.services.profiles import EndpointBatch, EndpointIn, merge, public, upsert
+from spillway.services.projects import create_project
 from spillway.store import endpoints as q
 from spillway.store.db import create_engine, migrate
 

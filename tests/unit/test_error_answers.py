@@ -6,9 +6,9 @@ import pytest
 
 from spillway import errors
 from spillway.api.errors import answer_for
-from spillway.exports import BadExportSettings
 from spillway.ingest import BadGzip, BadJson, EmptyBatch, UnknownEncoding, UnknownMediaType
-from spillway.lifecycle import CredentialsUnreadable, ValidationFailed
+from spillway.services.destinations import CredentialsUnreadable, ValidationFailed
+from spillway.services.exports import BadExportSettings
 
 ANSWERS: list[tuple[errors.InputError, int, str]] = [
     (errors.Malformed("unknown feature"), 400, "bad_request"),

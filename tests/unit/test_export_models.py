@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from spillway.exports import ExportIn, ExportPatch, ExportSettings
+from spillway.services.exports import ExportIn, ExportPatch, ExportSettings
 
 CREATE_ONLY = {"name", "destination_id", "start"}  # chosen once, at creation
 

@@ -15,8 +15,8 @@ from sqlalchemy.engine import Engine
 
 from spillway.api import guard
 from spillway.api.app import create_app
-from spillway.keys import AuthError, Scope, create_key, create_project
 from spillway.secrets import SecretBox
+from spillway.services.projects import AuthError, Scope, create_key, create_project
 from spillway.settings import Settings
 from spillway.store import projects as q
 from spillway.store.db import create_engine, migrate

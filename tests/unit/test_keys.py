@@ -10,7 +10,8 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from spillway.errors import InputError
-from spillway.keys import (
+from spillway.secrets import SecretBox
+from spillway.services.projects import (
     AuthError,
     ForbiddenError,
     IssuedKey,
@@ -22,7 +23,6 @@ from spillway.keys import (
     hash_secret,
     require,
 )
-from spillway.secrets import SecretBox
 from spillway.store import projects as q
 from spillway.store.db import create_engine, migrate
 from spillway.store.schema import integration_keys

@@ -11,8 +11,8 @@ from sqlalchemy.engine import Engine
 from starlette.concurrency import run_in_threadpool
 
 from spillway.ingest import Limits
-from spillway.keys import Principal, Scope, authenticate, require
 from spillway.secrets import SecretBox
+from spillway.services.projects import Principal, Scope, authenticate, require
 from spillway.settings import Settings
 from spillway.store.writer import GroupWriter
 

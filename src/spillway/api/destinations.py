@@ -8,10 +8,11 @@ from fastapi import APIRouter
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from starlette.concurrency import run_in_threadpool
 
-from spillway import lifecycle, text
+from spillway import text
 from spillway.api.deps import ContextDep, ReadKey, WriteKey
 from spillway.api.responses import JSON
-from spillway.keys import Principal
+from spillway.services import destinations as destination_service
+from spillway.services.projects import Principal
 from spillway.store import catalog
 
 router = APIRouter(prefix="/api/v1/destinations", tags=["destinations"])
@@ -45,8 +46,8 @@ class DestinationPatch(BaseModel):
     _text = model_validator(mode="before")(text.checked)
 
 
-def _actor(principal: Principal) -> lifecycle.Actor:
-    return lifecycle.Actor(f"key:{principal.key_id}", principal.project_id)
+def _actor(principal: Principal) -> destination_service.Actor:
+    return destination_service.Actor(f"key:{principal.key_id}", principal.project_id)
 
 
 def _checks(checks: list[Any]) -> list[dict[str, str]]:
@@ -57,7 +58,7 @@ def _checks(checks: list[Any]) -> list[dict[str, str]]:
 async def validate_new(body: DestinationIn, context: ContextDep, principal: WriteKey) -> JSON:
     """Run the checks without storing anything (the form's "Validate" button)."""
     checks = await run_in_threadpool(
-        lifecycle.check,
+        destination_service.check,
         context.engine,
         principal.project_id,
         body.kind,
@@ -73,9 +74,13 @@ async def validate_new(body: DestinationIn, context: ContextDep, principal: Writ
 async def create(body: DestinationIn, context: ContextDep, principal: WriteKey) -> JSON:
     """Validate, then store. With ``force`` the checks are skipped."""
     row, checks = await run_in_threadpool(
-        lifecycle.create, context.engine, context.box, _actor(principal), body.model_dump()
+        destination_service.create,
+        context.engine,
+        context.box,
+        _actor(principal),
+        body.model_dump(),
     )
-    return JSON({**lifecycle.public(row), "checks": _checks(checks)}, 201)
+    return JSON({**destination_service.public(row), "checks": _checks(checks)}, 201)
 
 
 @router.get("", response_class=JSON)
@@ -83,13 +88,15 @@ def list_all(context: ContextDep, principal: ReadKey) -> dict[str, Any]:
     """Every destination of the project."""
     with context.engine.connect() as conn:
         rows = catalog.list_destinations(conn, principal.project_id)
-    return {"destinations": [lifecycle.public(row) for row in rows]}
+    return {"destinations": [destination_service.public(row) for row in rows]}
 
 
 @router.get("/{destination_id}", response_class=JSON)
 def get_one(destination_id: str, context: ContextDep, principal: ReadKey) -> dict[str, Any]:
     """One destination, credentials masked."""
-    return lifecycle.public(lifecycle.get(context.engine, principal.project_id, destination_id))
+    return destination_service.public(
+        destination_service.get(context.engine, principal.project_id, destination_id)
+    )
 
 
 @router.patch("/{destination_id}", response_class=JSON)
@@ -98,21 +105,25 @@ async def update(
 ) -> JSON:
     """Change bucket, folder, region, endpoint or encryption; re-validates before saving."""
     row, checks = await run_in_threadpool(
-        lifecycle.update,
+        destination_service.update,
         context.engine,
         context.box,
         _actor(principal),
         destination_id,
         body.model_dump(exclude_none=True),
     )
-    return JSON({**lifecycle.public(row), "checks": _checks(checks)})
+    return JSON({**destination_service.public(row), "checks": _checks(checks)})
 
 
 @router.post("/{destination_id}/validate", response_class=JSON)
 async def validate_stored(destination_id: str, context: ContextDep, principal: WriteKey) -> JSON:
     """Re-run the checks of a stored destination (e.g. after fixing a policy)."""
     checks = await run_in_threadpool(
-        lifecycle.validate_stored, context.engine, context.box, _actor(principal), destination_id
+        destination_service.validate_stored,
+        context.engine,
+        context.box,
+        _actor(principal),
+        destination_id,
     )
     ok = all(c.status.value != "failed" for c in checks)
     return JSON({"ok": ok, "checks": _checks(checks)})
@@ -124,13 +135,18 @@ async def rotate(
 ) -> JSON:
     """Replace the credentials once the new ones pass validation (write scope)."""
     row, checks = await run_in_threadpool(
-        lifecycle.rotate, context.engine, context.box, _actor(principal), destination_id, body
+        destination_service.rotate,
+        context.engine,
+        context.box,
+        _actor(principal),
+        destination_id,
+        body,
     )
-    return JSON({**lifecycle.public(row), "checks": _checks(checks)})
+    return JSON({**destination_service.public(row), "checks": _checks(checks)})
 
 
 @router.delete("/{destination_id}", response_class=JSON)
 def delete(destination_id: str, context: ContextDep, principal: WriteKey) -> dict[str, Any]:
     """Delete; every export using it is disabled, and listed here."""
-    disabled = lifecycle.delete(context.engine, _actor(principal), destination_id)
+    disabled = destination_service.delete(context.engine, _actor(principal), destination_id)
     return {"deleted": True, "id": destination_id, "disabled_exports": disabled}

@@ -8,10 +8,10 @@ import orjson
 from fastapi import APIRouter, Query
 from starlette.concurrency import run_in_threadpool
 
-from spillway import endpoints as domain
 from spillway.api.deps import ContextDep, IngestKey, ReadKey, WriteKey
 from spillway.api.responses import JSON
 from spillway.errors import InputError, NotFound, TooLarge
+from spillway.services import profiles as domain
 from spillway.store import endpoints as q
 
 router = APIRouter(prefix="/api/v1/endpoints", tags=["endpoints"])

@@ -7,12 +7,12 @@ from typing import Any
 from fastapi import APIRouter, Query
 from starlette.concurrency import run_in_threadpool
 
-from spillway import exports as service
 from spillway.api.deps import ContextDep, ReadKey, WriteKey
 from spillway.api.responses import JSON
 from spillway.errors import NotFound
-from spillway.keys import Principal
-from spillway.lifecycle import Actor
+from spillway.services import exports as service
+from spillway.services.destinations import Actor
+from spillway.services.projects import Principal
 from spillway.store import catalog
 from spillway.store import runs as q
 

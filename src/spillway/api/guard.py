@@ -25,7 +25,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from spillway.api.errors import answer_for, error_body
 from spillway.api.responses import JSON
 from spillway.errors import InputError, TooLarge, Unauthorized
-from spillway.keys import Principal, parse_bearer, verify
+from spillway.services.projects import Principal, parse_bearer, verify
 from spillway.settings import Settings
 
 log = logging.getLogger(__name__)

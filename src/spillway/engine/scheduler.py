@@ -17,13 +17,13 @@ from typing import Any
 
 from sqlalchemy.engine import Connection
 
-from spillway import lifecycle
 from spillway.engine import retry, runner
 from spillway.engine.loop import DeliveryLoop
 from spillway.engine.status import destination_gone, destination_works, internal_error
 from spillway.engine.windows import Frequency, due_ends, floor
 from spillway.errors import TerminalError, TransientError
-from spillway.exports import queue_settings
+from spillway.services import destinations as destination_service
+from spillway.services.exports import queue_settings
 from spillway.store import catalog, runs
 from spillway.store.db import now_ms, write
 from spillway.store.projects import project_by_id
@@ -180,7 +180,7 @@ class Scheduler(DeliveryLoop):
             project = project_by_id(conn, export["project_id"])
         if project is None:
             raise TerminalError(f"project {export['project_id']} of this export no longer exists")
-        target = lifecycle.open_store(self.engine, self.box, destination)
+        target = destination_service.open_store(self.engine, self.box, destination)
         return runner.RunContext(
             engine=self.engine,
             target=target,

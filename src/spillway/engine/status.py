@@ -36,7 +36,7 @@ def change_state(
 def about_destination(exc: BaseException) -> bool:
     """Whether a failure is the destination's, not only this export's: its credentials were
     refused, or this server cannot decrypt them. Every export using it meets the same."""
-    from spillway.lifecycle import CredentialsUnreadable
+    from spillway.services.destinations import CredentialsUnreadable
 
     return isinstance(exc, CredentialsRejected | CredentialsUnreadable)
 

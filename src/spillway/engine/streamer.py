@@ -25,7 +25,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from spillway import lifecycle, metrics
+from spillway import metrics
 from spillway.destinations.base import DestinationError, RecordStream, StreamRecord
 from spillway.engine import retry
 from spillway.engine.loop import DeliveryLoop
@@ -33,6 +33,7 @@ from spillway.engine.records import Selection
 from spillway.engine.status import destination_gone, destination_works, internal_error
 from spillway.engine.stream_records import StreamRecordEncoder
 from spillway.errors import TerminalError, TransientError
+from spillway.services import destinations as destination_service
 from spillway.store import catalog, runs, streams
 from spillway.store.db import now_ms, write
 from spillway.store.projects import project_by_id
@@ -203,7 +204,7 @@ class StreamDelivery(DeliveryLoop):
         if cached is not None and cached[0] == version:
             return cached[1]
         self._forget(destination["id"])
-        stream = lifecycle.open_store(self.engine, self.box, destination)
+        stream = destination_service.open_store(self.engine, self.box, destination)
         self._streams[destination["id"]] = (version, stream)
         return stream
 

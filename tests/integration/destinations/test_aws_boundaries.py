@@ -15,7 +15,7 @@ import pytest
 from pydantic import ValidationError
 
 from spillway import destinations as registry
-from spillway import exports, lifecycle, netpolicy
+from spillway import netpolicy
 from spillway.destinations.aws import service_identity
 from spillway.destinations.aws.service_identity import parse_grants
 from spillway.destinations.base import (
@@ -31,8 +31,10 @@ from spillway.destinations.kinesis.config import KinesisConfig
 from spillway.destinations.s3.config import AccessKey, AssumeRole, S3Config
 from spillway.destinations.s3.store import S3Store
 from spillway.errors import InputError, SpillwayError
-from spillway.keys import create_project
 from spillway.secrets import SecretBox
+from spillway.services import destinations as destination_service
+from spillway.services import exports as export_service
+from spillway.services.projects import create_project
 from spillway.settings import Settings
 from spillway.store.db import create_engine, migrate
 from tests.integration.destinations.case_s3 import (
@@ -440,22 +442,22 @@ def test_an_export_whose_service_identity_was_revoked_stops_with_a_terminal_erro
         box = SecretBox(b"k" * 48)
         project = create_project(engine, "acme-" + uuid.uuid4().hex[:6])
         grant(f"{project.app_id}:{s3_world.bucket}")
-        actor = lifecycle.Actor("test", project.id)
+        actor = destination_service.Actor("test", project.id)
         body = {
             "name": "warehouse",
             "kind": "s3",
             "config": {"bucket": s3_world.bucket, "folder": "spillway", "sse": "none"},
             "credentials": SERVICE,
         }
-        row, checks = lifecycle.create(engine, box, actor, body)
+        row, checks = destination_service.create(engine, box, actor, body)
         assert all(c.status is not CheckStatus.FAILED for c in checks), checks
         setup = Setup(engine, box, tmp_path, project.id, actor, row, Clock(T0 + 60))
         export = setup.export()
         setup.ingest(5)
         service_identity.configure(parse_grants(""))  # the operator turns the mode off
-        exports.run_now(engine, actor, export["id"], now=int(setup.clock.now * 1000))
+        export_service.run_now(engine, actor, export["id"], now=int(setup.clock.now * 1000))
         assert setup.scheduler().tick() == {"runs": 0, "failed": 1}
-        shown = exports.public(engine, exports.get(engine, project.id, export["id"]))
+        shown = export_service.public(engine, export_service.get(engine, project.id, export["id"]))
         assert shown["status"] == "failing"
         assert "service_identity is turned off on this server" in shown["status_reason"]
         s3: Any = s3_world.moto.client("s3")

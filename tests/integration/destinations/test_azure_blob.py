@@ -38,7 +38,7 @@ from spillway.destinations.base import (
     all_passed,
 )
 from spillway.errors import InputError, TransientError
-from spillway.lifecycle import _plain
+from spillway.services.destinations import _plain
 from tests.integration.destinations.policy import Policy
 from tests.server_azurite import WRONG_KEY
 from tests.server_canned import HTML, MARKER, canned_server

@@ -9,10 +9,11 @@ import pytest
 from sqlalchemy.engine import Engine
 
 from spillway import destinations as registry
-from spillway import exports, lifecycle
 from spillway.errors import InputError
-from spillway.keys import create_project
 from spillway.secrets import SecretBox
+from spillway.services import destinations as destination_service
+from spillway.services import exports as export_service
+from spillway.services.projects import create_project
 from tests.integration.destinations.memory import client
 
 BUILT_IN = ["local", "s3", "gcs", "azure_blob", "kinesis", "firehose"]
@@ -81,28 +82,30 @@ def test_a_registered_kind_drives_updates_and_the_export_check(
     client.BUCKETS["kinds"] = {}
     try:
         box = SecretBox(b"k" * 48)
-        actor = lifecycle.Actor("test", create_project(engine, "acme").id)
+        actor = destination_service.Actor("test", create_project(engine, "acme").id)
         body = {
             "name": "memory",
             "kind": memory_kind,
             "config": {"bucket": "kinds"},
             "credentials": {"mode": "token", "token": client.TOKEN},
         }
-        row, checks = lifecycle.create(engine, box, actor, body)
+        row, checks = destination_service.create(engine, box, actor, body)
         assert checks, "validated"
         destination_id = row["id"]
         # Only what the kind lists as updatable may change; the refusal names those fields.
         with pytest.raises(
             InputError, match="cannot change bucket of a memory destination; changeable: folder"
         ):
-            lifecycle.update(engine, box, actor, destination_id, {"config": {"bucket": "other"}})
-        moved, _ = lifecycle.update(
+            destination_service.update(
+                engine, box, actor, destination_id, {"config": {"bucket": "other"}}
+            )
+        moved, _ = destination_service.update(
             engine, box, actor, destination_id, {"config": {"folder": "elsewhere"}}
         )
         assert moved["config"]["folder"] == "elsewhere"
         # An object store takes file exports; "stream" names the kinds that take streams.
-        exports.check_frequency(memory_kind, "daily")
+        export_service.check_frequency(memory_kind, "daily")
         with pytest.raises(InputError, match='"stream" needs a kinesis or firehose destination'):
-            exports.check_frequency(memory_kind, "stream")
+            export_service.check_frequency(memory_kind, "stream")
     finally:
         client.BUCKETS.pop("kinds", None)

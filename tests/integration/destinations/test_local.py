@@ -11,15 +11,16 @@ import pytest
 from sqlalchemy.engine import Engine
 
 from spillway import destinations as registry
-from spillway import exports, lifecycle
 from spillway.demo import synthetic_events
 from spillway.destinations.base import CheckStatus, DestinationError, Needs, Tenant, all_passed
 from spillway.destinations.local.store import LocalStore
 from spillway.engine.scheduler import Scheduler
 from spillway.errors import InputError
 from spillway.ingest import judge
-from spillway.keys import create_project
 from spillway.secrets import SecretBox
+from spillway.services import destinations as destination_service
+from spillway.services import exports as export_service
+from spillway.services.projects import create_project
 from spillway.store import catalog
 from spillway.store.db import create_engine, migrate
 from spillway.store.events import insert_events
@@ -122,7 +123,7 @@ def test_force_does_not_skip_the_rule(local_root: Path, sqlite: Engine) -> None:
     box = SecretBox(b"k" * 48)
     row = create_project(sqlite, "acme")
     other = create_project(sqlite, "beta")
-    actor = lifecycle.Actor("test", row.id)
+    actor = destination_service.Actor("test", row.id)
     project = Tenant(row.app_id, row.name, row.external_id)
     cases = _outside_cases(local_root, project, Tenant(other.app_id, other.name, ""))
     for number, (path, _) in enumerate(cases):
@@ -134,7 +135,7 @@ def test_force_does_not_skip_the_rule(local_root: Path, sqlite: Engine) -> None:
             "force": True,
         }
         with pytest.raises(InputError) as caught:
-            lifecycle.create(sqlite, box, actor, body)
+            destination_service.create(sqlite, box, actor, body)
         assert caught.value.status_code == 422, path
     with sqlite.connect() as conn:
         assert catalog.list_destinations(conn, row.id) == []
@@ -254,8 +255,8 @@ def test_a_stored_outside_destination_fails_its_runs_and_the_others_go_on(
     outside.mkdir()
     ids = []
     for row in rows:
-        actor = lifecycle.Actor("test", row.id)
-        destination, _ = lifecycle.create(
+        actor = destination_service.Actor("test", row.id)
+        destination, _ = destination_service.create(
             sqlite,
             box,
             actor,
@@ -266,15 +267,15 @@ def test_a_stored_outside_destination_fails_its_runs_and_the_others_go_on(
                 catalog.update_destination(
                     conn, destination["id"], {"config": {"path": str(outside)}}
                 )
-        body = exports.ExportIn(name="events", destination_id=destination["id"])
-        ids.append(exports.create(sqlite, actor, body, now=T0 * 1000)["id"])
+        body = export_service.ExportIn(name="events", destination_id=destination["id"])
+        ids.append(export_service.create(sqlite, actor, body, now=T0 * 1000)["id"])
         judged = judge(list(synthetic_events(5, seed=row.id)), T0 * 1000 + 1000, LIMITS)
         insert_events(sqlite, row.id, T0 * 1000 + 1000, judged.rows)
     scheduler = Scheduler(sqlite, box, clock=Clock(T0 + 3600))
     assert scheduler.tick() == {"runs": 1, "failed": 1}
-    old = exports.get(sqlite, rows[0].id, ids[0])
+    old = export_service.get(sqlite, rows[0].id, ids[0])
     assert old["status"] == "failing"
     assert "resolves outside this project's folder" in old["status_reason"]
     assert list(outside.iterdir()) == []
-    assert exports.get(sqlite, rows[1].id, ids[1])["status"] == "active"
+    assert export_service.get(sqlite, rows[1].id, ids[1])["status"] == "active"
     assert list((local_root / rows[1].app_id / "x").rglob("event_exports_*"))

@@ -25,7 +25,7 @@ from spillway.engine.pgp import inspect_public_key, precheck_public_key
 from spillway.engine.runner import DEFAULT_MAX_FILE_BYTES, RANGE_KEYS, file_base
 from spillway.engine.windows import Frequency, next_end
 from spillway.errors import Conflict, Invalid, NotApplicable, NotFound
-from spillway.lifecycle import Actor
+from spillway.services.destinations import Actor
 from spillway.store import catalog, export_status
 from spillway.store import runs as q
 from spillway.store.db import now_ms, write
