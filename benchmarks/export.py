@@ -43,8 +43,10 @@ from typing import TYPE_CHECKING, Any
 import orjson
 
 from _common import MIB, judged_rows, peak_rss_mib, table
+from spillway.api import models as api_models
 from spillway.engine.encode import compressor, run_meta
 from spillway.engine.scheduler import Scheduler
+from spillway.model import Actor, Run
 from spillway.secrets import SecretBox
 from spillway.services import destinations as destination_service
 from spillway.services import exports as export_service
@@ -108,9 +110,7 @@ def _insert(engine: Any, project_id: int, rows: list[EventRow]) -> None:
         raise SystemExit("generated uuids collided; pick other seeds")
 
 
-def setup_destination(
-    engine: Any, actor: destination_service.Actor, moto: Moto, folder: str
-) -> str:
+def setup_destination(engine: Any, actor: Actor, moto: Moto, folder: str) -> str:
     config = {"bucket": BUCKET, "folder": folder, "endpoint_url": moto.endpoint, "sse": "none"}
     credentials = {
         "mode": "access_key",
@@ -119,20 +119,18 @@ def setup_destination(
     }
     body = {"name": "moto", "kind": "s3", "config": config, "credentials": credentials}
     row, _ = destination_service.create(engine, SecretBox(BOX_KEY), actor, {**body, "force": True})
-    return str(row["id"])
+    return row.id
 
 
-def make_export(
-    engine: Any, actor: destination_service.Actor, destination: str, name: str, limit: int
-) -> str:
-    body = export_service.ExportIn(
+def make_export(engine: Any, actor: Actor, destination: str, name: str, limit: int) -> str:
+    body = api_models.ExportIn(
         name=name,
         destination_id=destination,
         format="jsonl",
         compression="gzip",
         max_file_bytes=limit,
     )
-    return str(export_service.create(engine, actor, body, now=T0 * 1000)["id"])
+    return str(export_service.create(engine, actor, body, now=T0 * 1000).id)
 
 
 # --- Spillway: one run in a fresh process -----------------------------------------------
@@ -151,28 +149,28 @@ def child(spec: str) -> None:
     result = {
         "seconds": seconds,
         "cpu": cpu,
-        "events": run["events"],
-        "bytes": run["bytes"],
-        "files": run["files"],
-        "seq": [run["seq_from"], run["seq_to"]],
+        "events": run.events,
+        "bytes": run.bytes,
+        "files": run.files,
+        "seq": [run.seq_from, run.seq_to],
         "idle_mib": idle,
         "peak_mib": peak,
     }
     print(json.dumps(result))
 
 
-def deliver(engine: Any, export_id: str) -> dict[str, Any]:
+def deliver(engine: Any, export_id: str) -> Run:
     """A manual run of the export, delivered by the scheduler as a worker does: the run row."""
     with engine.connect() as conn:
         export = export_by_id(conn, export_id)
     assert export is not None
-    actor = destination_service.Actor("bench", export["project_id"])
+    actor = Actor("bench", export.project_id)
     run_id = export_service.run_now(engine, actor, export_id, now=NOW * 1000)
     done = Scheduler(engine, SecretBox(BOX_KEY), clock=Clock(NOW)).tick()
     with engine.connect() as conn:
         run = q.get_run(conn, run_id)
-    if done != {"runs": 1, "failed": 0} or run is None or run["status"] != "succeeded":
-        raise SystemExit(f"export run failed: {done} {run and run['error']}")
+    if done != {"runs": 1, "failed": 0} or run is None or run.status != "succeeded":
+        raise SystemExit(f"export run failed: {done} {run and run.error}")
     return run
 
 
@@ -405,9 +403,9 @@ def main() -> None:
         engine = create_engine(db_url)
         migrate(engine)
         project = create_project(engine, "bench")
-        actor = destination_service.Actor("bench", project.id)
+        actor = Actor("bench", project.id)
         other = create_project(engine, "warm-up")
-        other_actor = destination_service.Actor("bench", other.id)
+        other_actor = Actor("bench", other.id)
         with moto_server() as moto:
             s3: Any = moto.client("s3")
             s3.create_bucket(Bucket=BUCKET)

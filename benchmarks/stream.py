@@ -52,6 +52,7 @@ import orjson  # noqa: E402
 from tests.server_moto import REGION, Moto, moto_server  # noqa: E402
 from tests.servers import allowed_endpoints, free_port, wait_for_port  # noqa: E402
 
+from spillway.api import models as api_models  # noqa: E402
 from spillway.demo import synthetic_events  # noqa: E402
 from spillway.destinations.aws.stream import STREAM_CONFIG  # noqa: E402
 from spillway.engine import streamer  # noqa: E402
@@ -59,6 +60,7 @@ from spillway.engine.records import Selection  # noqa: E402
 from spillway.engine.stream_records import StreamRecordEncoder  # noqa: E402
 from spillway.engine.streamer import StreamDelivery  # noqa: E402
 from spillway.ingest import Limits, judge  # noqa: E402
+from spillway.model import Actor  # noqa: E402
 from spillway.secrets import SecretBox  # noqa: E402
 from spillway.services import destinations as destination_service  # noqa: E402
 from spillway.services import exports as export_service  # noqa: E402
@@ -252,7 +254,7 @@ def throughput(
     migrate(engine)
     box = SecretBox(b"k" * 48)
     project = create_project(engine, "bench-stream")
-    actor = destination_service.Actor("bench", project.id)
+    actor = Actor("bench", project.id)
     destination, _ = destination_service.create(
         engine,
         box,
@@ -275,25 +277,25 @@ def throughput(
     export = export_service.create(
         engine,
         actor,
-        export_service.ExportIn(name="live", destination_id=destination["id"], frequency="stream"),
+        api_models.ExportIn(name="live", destination_id=destination.id, frequency="stream"),
     )
     delivery = StreamDelivery(engine, box, linger_ms=0)
     # Warm up (untimed): the SDK client is built and cached, SQLite pages are hot.
     store(engine, project.id, PUT_BATCH, seed=999)
     while delivery.pass_once():
         pass
-    cursor = int(export_service.get(engine, project.id, export["id"])["cursor_seq"])
+    cursor = int(export_service.get(engine, project.id, export.id).cursor_seq)
     started = time.perf_counter()
     store(engine, project.id, count, seed=1)
     print(f"  stored {count:,} events in {time.perf_counter() - started:.1f} s", flush=True)
 
     # The baseline's records: the same bytes and keys the export will send, encoded now.
-    settings = export_service.get(engine, project.id, export["id"])["settings"]
+    settings = export_service.get(engine, project.id, export.id).settings
     encoder = StreamRecordEncoder(
-        settings.get("record_format", "spillway"),
+        settings.record_format,  # type: ignore[arg-type]
         project.name,
         project.app_id,
-        Selection(settings["user_attributes"], settings["device_attributes"]),
+        Selection.of(settings),
     )
     with engine.connect() as conn:
         rows, _ = sq.rows_after(conn, project.id, cursor, count, None)

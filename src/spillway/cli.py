@@ -11,12 +11,14 @@ import typer
 from spillway.cli_common import missing_project, where
 from spillway.cli_destinations import app as destinations_app
 from spillway.cli_exports import app as exports_app
+from spillway.cli_jobs import app as jobs_app
 from spillway.settings import Settings
 
 if TYPE_CHECKING:  # the CLI imports heavy modules lazily so `spillway --help` stays fast
     from sqlalchemy.engine import Engine
 
     from spillway.api.deps import Context
+    from spillway.engine.jobs.runner import JobRunner
     from spillway.engine.streamer import StreamDelivery
     from spillway.engine.worker import Worker
 
@@ -29,6 +31,7 @@ admin = typer.Typer(help="Projects, integration keys and the database.", no_args
 app.add_typer(admin, name="admin")
 app.add_typer(destinations_app, name="destinations")
 app.add_typer(exports_app, name="exports")
+app.add_typer(jobs_app, name="jobs")
 
 
 def _settings() -> Settings:
@@ -57,12 +60,13 @@ def serve(
     import uvicorn
 
     from spillway.api.app import create_app
+    from spillway.engine.jobs.runner import JobThread
     from spillway.engine.streamer import StreamThread
     from spillway.engine.worker import WorkerThread
 
     settings = _settings()
     _logging(settings)
-    holder: list[WorkerThread | StreamThread] = []
+    holder: list[WorkerThread | StreamThread | JobThread] = []
 
     def start(context: Context) -> None:
         if no_worker:
@@ -73,7 +77,10 @@ def serve(
         streams = StreamThread(_streams(context.settings, context.engine))
         context.writer.listeners.append(streams.delivery.nudge)  # new events go out at once
         streams.start()
-        holder.extend([thread, streams])
+        jobs = JobThread(_jobs(context.settings, context.engine))
+        context.waker.append(jobs.runner.wake)
+        jobs.start()
+        holder.extend([thread, streams, jobs])
 
     def stop() -> None:
         for thread in holder:
@@ -110,6 +117,13 @@ def _streams(settings: Settings, engine: Engine) -> StreamDelivery:
     )
 
 
+def _jobs(settings: Settings, engine: Engine) -> JobRunner:
+    from spillway.secrets import SecretBox
+    from spillway.services import jobs
+
+    return jobs.runner(engine, SecretBox(settings.service_key()))
+
+
 def _worker(settings: Settings, engine: Engine) -> Worker:
     from spillway.engine.worker import Worker
     from spillway.secrets import SecretBox
@@ -139,9 +153,11 @@ def worker(
     migrate(engine)
     runner = _worker(settings, engine)
     delivery = _streams(settings, engine)
+    job_runner = _jobs(settings, engine)
     if once:
         done = runner.run_once()
         done["streamed"] = delivery.pass_once()
+        done.update(job_runner.tick())
         typer.echo(orjson.dumps(done).decode())
         from spillway.engine import webhooks
 
@@ -154,9 +170,13 @@ def worker(
     signal.signal(signal.SIGINT, lambda *_: stop.set())
     streams = threading.Thread(target=delivery.run_forever, args=(stop,), name="spillway-streams")
     streams.start()
+    jobs = threading.Thread(target=job_runner.run_forever, args=(stop,), name="spillway-jobs")
+    jobs.start()
     runner.run_forever(stop)
     delivery.nudge()
+    job_runner.wake()
     streams.join(timeout=30)
+    jobs.join(timeout=30)
 
 
 @admin.command("migrate")
@@ -242,16 +262,16 @@ def create_key(
 @admin.command("revoke-key")
 def revoke_key(key_id: Annotated[str, typer.Argument(help="The key id to revoke.")]) -> None:
     """Revoke an integration key; requests with it get 401 from now on."""
-    from spillway.store import projects as q
+    from spillway.store import projects
     from spillway.store.db import create_engine, migrate
 
     settings = _settings()
     engine = create_engine(settings.resolved_database_url)
     migrate(engine)
     with engine.connect().execution_options(write=True) as conn, conn.begin():
-        if not q.revoke_key(conn, key_id):
+        if not projects.revoke_key(conn, key_id):
             raise _fail(f"no live key {key_id!r} in {where(settings)}")
-        q.record_audit(conn, actor="cli", action="key.revoke", target=key_id)
+        projects.record_audit(conn, actor="cli", action="key.revoke", target=key_id)
     typer.echo(f"key {key_id} revoked")
 
 
@@ -261,14 +281,14 @@ def list_projects(
 ) -> None:
     """Every project: id, name, External ID, when it was created."""
     from spillway.cli_common import when
-    from spillway.store import projects as q
+    from spillway.store import projects
     from spillway.store.db import create_engine, migrate
 
     settings = _settings()
     engine = create_engine(settings.resolved_database_url)
     migrate(engine)
     with engine.connect() as conn:
-        rows = q.list_projects(conn)
+        rows = projects.list_projects(conn)
     found: list[dict[str, Any]] = [
         {
             "project_id": row.app_id,
@@ -297,28 +317,37 @@ def list_keys(
 ) -> None:
     """A project's integration keys: id, scope, label, created, revoked. Never a secret."""
     from spillway.cli_common import when
-    from spillway.store import projects as q
+    from spillway.store import projects
     from spillway.store.db import create_engine, migrate
 
     settings = _settings()
     engine = create_engine(settings.resolved_database_url)
     migrate(engine)
     with engine.connect() as conn:
-        row = q.project_by_ref(conn, project)
-        keys = [] if row is None else q.list_keys(conn, row.id)
+        row = projects.project_by_ref(conn, project)
+        keys = [] if row is None else projects.list_keys(conn, row.id)
     if row is None:
         raise _fail(missing_project(project, settings))
     if json:
-        typer.echo(orjson.dumps({"project_id": row.app_id, "keys": keys}).decode())
+        shown = [
+            {
+                "key_id": key.key_id,
+                "scope": key.scope,
+                "name": key.name,
+                "created_at": key.created_at,
+                "revoked_at": key.revoked_at,
+            }
+            for key in keys
+        ]
+        typer.echo(orjson.dumps({"project_id": row.app_id, "keys": shown}).decode())
         return
     if not keys:
         typer.echo(f"no keys for project {row.name!r}")
     for key in keys:
-        state = f"revoked {when(key['revoked_at'])}" if key["revoked_at"] else "live"
-        label = f"  {key['name']}" if key["name"] else ""
+        state = f"revoked {when(key.revoked_at)}" if key.revoked_at else "live"
+        label = f"  {key.name}" if key.name else ""
         typer.echo(
-            f"{key['key_id']}  {key['scope']:<6} {state:<30} created {when(key['created_at'])}"
-            f"{label}"
+            f"{key.key_id}  {key.scope:<6} {state:<30} created {when(key.created_at)}{label}"
         )
 
 
@@ -332,14 +361,14 @@ def demo(
     from spillway.demo import synthetic_events
     from spillway.ingest import Limits, ingest
     from spillway.services.projects import create_project as create
-    from spillway.store import projects as q
+    from spillway.store import projects
     from spillway.store.db import create_engine, migrate
 
     settings = _settings()
     engine = create_engine(settings.resolved_database_url)
     migrate(engine)
     with engine.connect() as conn:
-        row = q.project_by_ref(conn, project)
+        row = projects.project_by_ref(conn, project)
     if row is None:
         row = create(engine, project)
         typer.echo(f"created project {project!r} (id {row.app_id})")

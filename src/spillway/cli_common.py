@@ -4,15 +4,19 @@ saying which database it looked in when something is not there."""
 from __future__ import annotations
 
 import time
-from typing import TYPE_CHECKING, NoReturn
+from collections.abc import Callable
+from typing import TYPE_CHECKING, NoReturn, TypeVar
 
 import typer
 
 if TYPE_CHECKING:
+    from pydantic import ValidationError
     from sqlalchemy.engine import Engine
 
+    from spillway.model import Project
     from spillway.settings import Settings
-    from spillway.store.projects import ProjectRow
+
+T = TypeVar("T")
 
 
 def settings() -> Settings:
@@ -56,7 +60,7 @@ def missing_project(ref: str, current: Settings) -> str:
     )
 
 
-def find_project(engine: Engine, ref: str, current: Settings) -> ProjectRow:
+def find_project(engine: Engine, ref: str, current: Settings) -> Project:
     """The project with this name or public id, or exit 1 saying which database has none."""
     from spillway.store.projects import project_by_ref
 
@@ -72,3 +76,30 @@ def when(epoch_ms: int | None) -> str:
     if epoch_ms is None:
         return "-"
     return time.strftime("%Y-%m-%d %H:%M:%SZ", time.gmtime(epoch_ms / 1000))
+
+
+def call(action: Callable[[], T]) -> T:
+    """Run a service call; its refusals become messages and exit statuses: 1 not found or
+    refused (a name taken, a state that forbids it), 2 invalid input (the message names the
+    field)."""
+    from pydantic import ValidationError
+
+    from spillway.errors import InputError, Invalid, Malformed, NotFound
+
+    try:
+        return action()
+    except ValidationError as exc:
+        fail(describe(exc), 2)
+    except NotFound as exc:
+        fail(str(exc))
+    except InputError as exc:
+        fail(str(exc), 2 if isinstance(exc, Invalid | Malformed) else 1)  # the caller's to fix
+
+
+def describe(exc: ValidationError) -> str:
+    """A pydantic error as ``field: message; …`` (the first few)."""
+    return "; ".join(
+        f"{'.'.join(str(p) for p in err['loc']) or 'input'}: "
+        + str(err["msg"]).removeprefix("Value error, ")
+        for err in exc.errors()[:8]
+    )

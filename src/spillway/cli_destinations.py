@@ -82,12 +82,12 @@ def _run(action: Any) -> Any:
 def list_destinations(project: ProjectOpt, json: bool = typer.Option(False, "--json")) -> None:
     """List the project's destinations."""
     from spillway import destinations as registry
-    from spillway.services.destinations import public
+    from spillway.api.views import destination as shown
     from spillway.store.catalog import list_destinations as rows
 
     engine, _, project_id = _open(project)
     with engine.connect() as conn:
-        found = [public(row) for row in rows(conn, project_id)]
+        found = [shown(row) for row in rows(conn, project_id)]
     if json:
         typer.echo(orjson.dumps(found).decode())
         return
@@ -116,6 +116,8 @@ def create(
     json: bool = typer.Option(False, "--json"),
 ) -> None:
     """Validate, then create a destination."""
+    from spillway.api.views import destination as shown
+    from spillway.model import Actor
     from spillway.services import destinations as destination_service
 
     engine, box, project_id = _open(project)
@@ -129,14 +131,14 @@ def create(
         "credentials": creds,
         "force": force,
     }
-    actor = destination_service.Actor("cli", project_id)
+    actor = Actor("cli", project_id)
     row, checks = _run(lambda: destination_service.create(engine, box, actor, body))
     if json:
-        out = {**destination_service.public(row), "checks": [c.as_dict() for c in checks]}
+        out = {**shown(row), "checks": [c.as_dict() for c in checks]}
         typer.echo(orjson.dumps(out).decode())
         return
     print_checks(checks)
-    typer.echo(f"destination {row['name']!r} created: {row['id']}")
+    typer.echo(f"destination {row.name!r} created: {row.id}")
 
 
 @app.command()
@@ -146,10 +148,11 @@ def validate(
 ) -> None:
     """Re-run the checks of a stored destination."""
     from spillway.destinations.base import all_passed
+    from spillway.model import Actor
     from spillway.services import destinations as destination_service
 
     engine, box, project_id = _open(project)
-    actor = destination_service.Actor("cli", project_id)
+    actor = Actor("cli", project_id)
     checks = _run(lambda: destination_service.validate_stored(engine, box, actor, destination_id))
     print_checks(checks)
     if not all_passed(checks):
@@ -162,11 +165,12 @@ def delete(
     destination_id: Annotated[str, typer.Argument(help="Destination id.")],
 ) -> None:
     """Delete a destination; exports using it are disabled."""
+    from spillway.model import Actor
     from spillway.services import destinations as destination_service
 
     engine, _, project_id = _open(project)
-    actor = destination_service.Actor("cli", project_id)
-    disabled = _run(lambda: destination_service.delete(engine, actor, destination_id))
+    actor = Actor("cli", project_id)
+    _, disabled = _run(lambda: destination_service.delete(engine, actor, destination_id))
     typer.echo(f"destination {destination_id} deleted")
     for export in disabled:
-        typer.echo(f"  export {export['name']} ({export['id']}) disabled")
+        typer.echo(f"  export {export.name} ({export.id}) disabled")

@@ -13,16 +13,21 @@ from typing import TYPE_CHECKING, Annotated, Any
 import orjson
 import typer
 
-from spillway.cli_common import fail, find_project, open_database, settings, when, where
+from spillway.cli_common import (
+    call,
+    fail,
+    find_project,
+    open_database,
+    settings,
+    when,
+    where,
+)
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
-
     from sqlalchemy.engine import Engine
 
-    from spillway.services.destinations import Actor
+    from spillway.model import Actor, Export, Project
     from spillway.settings import Settings
-    from spillway.store.projects import ProjectRow
 
 app = typer.Typer(
     help="Create, run and watch exports (scheduled files and streams).", no_args_is_help=True
@@ -37,17 +42,17 @@ class _Session:
     """One command's settings, database and project."""
 
     def __init__(self, project: str) -> None:
-        from spillway.services.destinations import Actor
+        from spillway.model import Actor
 
         self.settings: Settings = settings()
         self.engine: Engine = open_database(self.settings)
-        self.project: ProjectRow = find_project(self.engine, project, self.settings)
+        self.project: Project = find_project(self.engine, project, self.settings)
         self.actor: Actor = Actor("cli", self.project.id)
 
     def where(self) -> str:
         return f"project {self.project.name!r} ({self.project.app_id}) in {where(self.settings)}"
 
-    def export(self, ref: str, *, deleted: bool = False) -> dict[str, Any]:
+    def export(self, ref: str, *, deleted: bool = False) -> Export:
         """An export of the project by id, or by name when one live export has it; with
         ``deleted``, a deleted one by id too (its run history stays readable)."""
         from spillway.store import catalog
@@ -56,11 +61,11 @@ class _Session:
             row = catalog.export(conn, self.project.id, ref)
             if row is not None:
                 return row
-            named = [e for e in catalog.list_exports(conn, self.project.id) if e["name"] == ref]
+            named = [e for e in catalog.list_exports(conn, self.project.id) if e.name == ref]
         if len(named) == 1:
             return named[0]
         if len(named) > 1:
-            ids = ", ".join(e["id"] for e in named)
+            ids = ", ".join(e.id for e in named)
             fail(
                 f"{len(named)} exports are named {ref!r} (on different destinations): "
                 f"use an id ({ids})"
@@ -97,31 +102,7 @@ class _Session:
                 f"no destination {ref!r} in {self.where()}; `spillway destinations list "
                 f"--project {self.project.name}` lists them"
             )
-        return str(row["id"])
-
-
-def _call(action: Callable[[], Any]) -> Any:
-    """Run a service call; its refusals become messages and exit statuses."""
-    from pydantic import ValidationError
-
-    from spillway.errors import InputError, Invalid, Malformed, NotFound
-
-    try:
-        return action()
-    except ValidationError as exc:
-        fail(_describe(exc), 2)
-    except NotFound as exc:
-        fail(str(exc))
-    except InputError as exc:
-        fail(str(exc), 2 if isinstance(exc, Invalid | Malformed) else 1)  # the caller's to fix
-
-
-def _describe(exc: Any) -> str:
-    return "; ".join(
-        f"{'.'.join(str(p) for p in err['loc']) or 'input'}: "
-        + str(err["msg"]).removeprefix("Value error, ")
-        for err in exc.errors()[:8]
-    )
+        return row.id
 
 
 def _print(value: Any) -> None:
@@ -149,13 +130,13 @@ def _next_run(item: dict[str, Any]) -> str:
 @app.command("list")
 def list_exports(project: ProjectOpt, json: JsonOpt = False) -> None:
     """The project's exports: status, last run and next run of each."""
-    from spillway.services import exports as service
+    from spillway.api import views
     from spillway.store import catalog
 
     session = _Session(project)
     with session.engine.connect() as conn:
         rows = catalog.list_exports(conn, session.project.id)
-    found = service.public_all(session.engine, rows)
+    found = views.exports(session.engine, rows)
     if json:
         _print({"exports": found})
         return
@@ -191,10 +172,10 @@ def _show(item: dict[str, Any]) -> None:
 @app.command()
 def show(project: ProjectOpt, export: ExportArg, json: JsonOpt = False) -> None:
     """One export: its settings, status, last run, last success and next run."""
-    from spillway.services import exports as service
+    from spillway.api import views
 
     session = _Session(project)
-    item = service.public(session.engine, session.export(export))
+    item = views.export(session.engine, session.export(export))
     if json:
         _print(item)
         return
@@ -247,6 +228,7 @@ def create(
     json: JsonOpt = False,
 ) -> None:
     """Create an export (checked exactly as the API checks it)."""
+    from spillway.api import models, views
     from spillway.services import exports as service
 
     session = _Session(project)
@@ -265,13 +247,13 @@ def create(
         body["compression"] = compression
     if start is not None:
         body["start"] = int(start) if start.isdigit() else start
-    model = _call(lambda: service.ExportIn.model_validate(body))
-    row = _call(
+    model = call(lambda: models.ExportIn.model_validate(body))
+    created = call(
         lambda: service.create(
             session.engine, session.actor, model, retention_days=session.settings.retention_days
         )
     )
-    item = service.public(session.engine, row)
+    item = views.export(session.engine, created)
     if json:
         _print(item)
         return
@@ -288,15 +270,12 @@ def run(project: ProjectOpt, export: ExportArg, json: JsonOpt = False) -> None:
 
     session = _Session(project)
     row = session.export(export)
-    answer = _call(lambda: service.run_now(session.engine, session.actor, row["id"]))
-    run_id = answer if isinstance(answer, str) else answer["run_id"]
+    run_id: str = call(lambda: service.run_now(session.engine, session.actor, row.id))
     if json:
-        _print(answer if isinstance(answer, dict) else {"run_id": run_id})
+        _print({"run_id": run_id})
         return
-    typer.echo(f"run {run_id} queued for export {row['name']!r}")
-    typer.echo(
-        f"  follow it with: spillway exports runs --project {session.project.name} {row['id']}"
-    )
+    typer.echo(f"run {run_id} queued for export {row.name!r}")
+    typer.echo(f"  follow it with: spillway exports runs --project {session.project.name} {row.id}")
 
 
 @app.command()
@@ -308,21 +287,22 @@ def backfill(
     json: JsonOpt = False,
 ) -> None:
     """Export events received in [start, end) before the export's start, into their own path."""
+    from spillway.api import models
     from spillway.services import exports as service
 
     session = _Session(project)
     row = session.export(export)
-    body = _call(lambda: service.BackfillIn(start=start, end=end))
-    answer = _call(
+    body = call(lambda: models.BackfillIn(start=start, end=end))
+    queued = call(
         lambda: service.backfill(
-            session.engine, session.actor, row["id"], body, session.settings.retention_days
+            session.engine, session.actor, row.id, body, session.settings.retention_days
         )
     )
     if json:
-        _print(answer)
+        _print(queued.public())
         return
-    typer.echo(f"backfill {answer['run_id']} queued: {answer['start']} to {answer['end']}")
-    typer.echo(f"  files go to {answer['prefix']}/")
+    typer.echo(f"backfill {queued.run_id} queued: {queued.start} to {queued.end}")
+    typer.echo(f"  files go to {queued.prefix}/")
 
 
 @app.command()
@@ -333,18 +313,18 @@ def runs(
     json: JsonOpt = False,
 ) -> None:
     """Run history, newest first (a deleted export's too, by id)."""
-    from spillway.services import exports as service
-    from spillway.store import runs as q
+    from spillway.api import views
+    from spillway.store import runs
 
     session = _Session(project)
     row = session.export(export, deleted=True)
     with session.engine.connect() as conn:
-        found = [service.public_run(r) for r in q.list_runs(conn, row["id"], limit)]
+        found = [views.run(r) for r in runs.list_runs(conn, row.id, limit)]
     if json:
         _print({"runs": found})
         return
     if not found:
-        typer.echo(f"no runs of export {row['name']!r} yet")
+        typer.echo(f"no runs of export {row.name!r} yet")
     for item in found:
         typer.echo(
             f"{item['id']}  {item['kind']:<9} {item['status']:<9} {when(item['created_at'])}  "
@@ -355,13 +335,14 @@ def runs(
 
 
 def _set_status(project: str, export: str, status: str, json: bool) -> None:
+    from spillway.api import models, views
     from spillway.services import exports as service
 
     session = _Session(project)
     row = session.export(export)
-    patch = _call(lambda: service.ExportPatch.model_validate({"status": status}))
-    updated = _call(lambda: service.update(session.engine, session.actor, row["id"], patch))
-    item = service.public(session.engine, updated)
+    patch = call(lambda: models.ExportPatch.model_validate({"status": status}))
+    updated = call(lambda: service.update(session.engine, session.actor, row.id, patch))
+    item = views.export(session.engine, updated)
     if json:
         _print(item)
         return
@@ -387,8 +368,8 @@ def delete(project: ProjectOpt, export: ExportArg, json: JsonOpt = False) -> Non
 
     session = _Session(project)
     row = session.export(export)
-    _call(lambda: service.delete(session.engine, session.actor, row["id"]))
+    call(lambda: service.delete(session.engine, session.actor, row.id))
     if json:
-        _print({"deleted": True, "id": row["id"]})
+        _print({"deleted": True, "id": row.id})
         return
-    typer.echo(f"export {row['name']!r} ({row['id']}) deleted")
+    typer.echo(f"export {row.name!r} ({row.id}) deleted")

@@ -19,26 +19,6 @@ class TerminalError(SpillwayError):
 class InputError(SpillwayError):
     """The caller asked for something Spillway will not do; the message says why."""
 
-    # Read-only views for callers that still ask "which status?"; the answer comes from the one
-    # mapping in api/errors.py, never from the error itself.
-    @property
-    def status_code(self) -> int:
-        from spillway.api.errors import answer_for
-
-        return answer_for(self).status
-
-    @property
-    def code(self) -> str:
-        from spillway.api.errors import answer_for
-
-        return answer_for(self).code
-
-    @property
-    def headers(self) -> dict[str, str]:
-        from spillway.api.errors import answer_for
-
-        return answer_for(self).headers
-
 
 class Malformed(InputError):
     """The request cannot be used as sent: unreadable, the wrong shape, or naming nothing known."""

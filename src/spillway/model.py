@@ -255,7 +255,7 @@ class Run:
     attempts: int
     events: int
     bytes: int
-    files: list[dict[str, Any]] = field(default_factory=list)  # key, bytes, records, sha256
+    files: list[str] = field(default_factory=list)  # the keys written
     error: str | None = None
     created_at: int = 0
     started_at: int | None = None
@@ -315,8 +315,100 @@ class StreamState:
 
 
 @dataclass(frozen=True, slots=True)
+class DeadLetter:
+    """A record a stream could never accept (too large), kept with the reason."""
+
+    export_id: str
+    seq: int  # its event's ingest sequence
+    event_uuid: str
+    bytes: int
+    reason: str
+    created_at: int  # epoch ms
+
+    @classmethod
+    def from_row(cls, row: Any) -> DeadLetter:
+        m = _mapping(row)
+        return cls(
+            export_id=m["export_id"],
+            seq=int(m["seq"]),
+            event_uuid=m["event_uuid"],
+            bytes=int(m["bytes"]),
+            reason=m["reason"],
+            created_at=int(m["created_at"]),
+        )
+
+
+@dataclass(frozen=True, slots=True)
 class Actor:
     """Who asks: a key id (API) or 'cli'/'ui', and their project."""
 
     name: str
     project_id: int
+
+
+# Job statuses, as Pinpoint names them (a subset: Spillway does not queue jobs behind others).
+JOB_CREATED = "CREATED"
+JOB_INITIALIZING = "INITIALIZING"
+JOB_PROCESSING = "PROCESSING"
+JOB_COMPLETED = "COMPLETED"
+JOB_FAILED = "FAILED"
+JOB_CANCELLED = "CANCELLED"
+JOB_ENDED = frozenset({JOB_COMPLETED, JOB_FAILED, JOB_CANCELLED})
+
+
+@dataclass(frozen=True, slots=True)
+class Job:
+    """An on-demand export or import: what it reads or writes, where, and how far it got."""
+
+    id: str
+    project_id: int
+    type: str  # export | import
+    what: str  # endpoints | users | event_counts
+    status: str
+    definition: Mapping[str, Any]  # the request as accepted (target, filter, format, …)
+    snapshot_at: int | None
+    total_pieces: int
+    completed_pieces: int
+    failed_pieces: int
+    total_processed: int
+    total_failures: int
+    failures: list[str]
+    attempts: int
+    next_attempt_at: int | None
+    lease_owner: str | None
+    lease_until: int | None
+    created_at: int
+    updated_at: int
+    started_at: int | None
+    completed_at: int | None
+
+    @classmethod
+    def from_row(cls, row: Any) -> Job:
+        m = _mapping(row)
+        return cls(**{name: m[name] for name in cls.__dataclass_fields__})
+
+    @property
+    def ended(self) -> bool:
+        return self.status in JOB_ENDED
+
+
+@dataclass(frozen=True, slots=True)
+class JobPiece:
+    """One file of a job: written (export) or read (import) as a whole."""
+
+    job_id: str
+    piece: int
+    key: str
+    first_row: int | None
+    last_row: int | None
+    status: str  # pending | done | failed
+    records: int
+    failures: int
+    bytes: int
+    sha256: str | None
+    finished_at: int | None
+
+    @classmethod
+    def from_row(cls, row: Any) -> JobPiece:
+        m = _mapping(row)
+        return cls(**{name: m[name] for name in cls.__dataclass_fields__})

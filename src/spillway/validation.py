@@ -25,7 +25,6 @@ from spillway.settings import Settings, get_settings
 log = logging.getLogger(__name__)
 
 
-Refused = Busy  # a validation not started: the pool is full, or the project's share is used
 
 
 class ValidationPool:
@@ -48,7 +47,8 @@ class ValidationPool:
 
     def run(self, project: str, work: Callable[[], list[Check]]) -> list[Check]:
         """Run ``work`` (one validation of ``project``) in the pool and wait at most the
-        deadline for its checks. Raises :class:`Refused` (429 or 503) without starting it
+        deadline for its checks. Raises :class:`Busy` (the pool is full) or
+        :class:`RateLimited` (the project's share is used) without starting it
         when the project or the pool has no room."""
         self._admit(project)
         try:

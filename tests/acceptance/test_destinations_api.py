@@ -229,8 +229,8 @@ def test_update_revalidates_and_delete_disables_exports(api: Api, s3_world: S3Wo
     ]
     with engine.connect() as conn:
         export = catalog.export(conn, api.project_id, "e" * 32)
-    assert export is not None and export["status"] == "disabled"
-    assert "deleted" in export["status_reason"]
+    assert export is not None and export.status == "disabled"
+    assert "deleted" in export.status_reason
     assert api.client.get(path, headers=api.read).status_code == 404
 
 

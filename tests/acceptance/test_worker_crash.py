@@ -67,7 +67,7 @@ def worker_main(spec: dict[str, Any]) -> None:  # pragma: no cover - runs in a s
         scheduler.serve_export(spec["export_id"])
         with engine.connect() as conn:
             runs = q.list_runs(conn, spec["export_id"])
-        if runs and all(r["status"] == "succeeded" for r in runs):
+        if runs and all(r.status == "succeeded" for r in runs):
             return
         time.sleep(0.2)  # the dead worker's lease has not expired yet
     raise SystemExit("the run did not finish in time")
@@ -242,7 +242,7 @@ def history(engine: Engine, export_id: str) -> list[tuple[int, str, int, int]]:
     """(window end, status, attempts, events) of each of the export's runs."""
     with engine.connect() as conn:
         runs = q.list_runs(conn, export_id)
-    return [(r["window_end"], r["status"], r["attempts"], r["events"]) for r in runs]
+    return [(r.window_end, r.status, r.attempts, r.events) for r in runs]
 
 
 @pytest.mark.slow
@@ -250,10 +250,10 @@ def test_sigkill_mid_multipart_run_gives_the_same_keys_and_bytes(
     sqlite_engine: Engine, tmp_path: Path, s3_world: S3World
 ) -> None:
     s, crashed, reference = prepare(sqlite_engine, tmp_path, s3_world)
-    crash_and_finish(s3_world, tmp_path, crashed["id"], str(sqlite_engine.url))
-    deliver_reference(s, reference["id"])
+    crash_and_finish(s3_world, tmp_path, crashed.id, str(sqlite_engine.url))
+    deliver_reference(s, reference.id)
     # One run, its second attempt finished what the killed first one began.
-    assert history(sqlite_engine, crashed["id"]) == [(WINDOW_END, "succeeded", 2, EVENTS)]
+    assert history(sqlite_engine, crashed.id) == [(WINDOW_END, "succeeded", 2, EVENTS)]
 
     got = objects(s3_world, "exports_crashed/")
     want = objects(s3_world, "exports_reference/")
@@ -270,10 +270,10 @@ def test_sigkill_mid_multipart_run_with_pgp_gives_the_same_plaintext(
     s, crashed, reference = prepare(
         sqlite_engine, tmp_path, s3_world, pgp_public_key=keyring.public_key
     )
-    crash_and_finish(s3_world, tmp_path, crashed["id"], str(sqlite_engine.url))
-    deliver_reference(s, reference["id"])
+    crash_and_finish(s3_world, tmp_path, crashed.id, str(sqlite_engine.url))
+    deliver_reference(s, reference.id)
     # One run, its second attempt finished what the killed first one began.
-    assert history(sqlite_engine, crashed["id"]) == [(WINDOW_END, "succeeded", 2, EVENTS)]
+    assert history(sqlite_engine, crashed.id) == [(WINDOW_END, "succeeded", 2, EVENTS)]
 
     got = objects(s3_world, "exports_crashed/")
     want = objects(s3_world, "exports_reference/")
@@ -293,7 +293,7 @@ def test_the_rerun_aborts_the_dead_workers_upload(
     s = s3_setup(sqlite_engine, tmp_path, s3_world, s3_world.full_user())
     export = s.export("crashed", compression="none")
     s.ingest(16_000, at=T0 + 100)  # one file of more than one 8 MiB part
-    crash_and_finish(s3_world, tmp_path, export["id"], str(sqlite_engine.url), stall_in_file=1)
+    crash_and_finish(s3_world, tmp_path, export.id, str(sqlite_engine.url), stall_in_file=1)
     assert len(bucket_keys(s3_world, "exports_crashed/")) == 2  # the file and its manifest
     assert open_uploads(s3_world) == []
 

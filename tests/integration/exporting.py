@@ -10,9 +10,11 @@ from typing import Any
 import orjson
 from sqlalchemy.engine import Engine
 
+from spillway.api import models as api_models
 from spillway.demo import synthetic_events
 from spillway.engine.scheduler import Scheduler
 from spillway.ingest import Limits, judge
+from spillway.model import Actor, Destination, Export
 from spillway.secrets import SecretBox
 from spillway.services import destinations as destination_service
 from spillway.services import exports as export_service
@@ -40,13 +42,13 @@ class Setup:
     box: SecretBox
     root: Path
     project_id: int
-    actor: destination_service.Actor
-    destination: dict[str, Any]
+    actor: Actor
+    destination: Destination
     clock: Clock
     seed: int = 0
 
-    def export(self, name: str = "events", **settings: Any) -> dict[str, Any]:
-        body = export_service.ExportIn(name=name, destination_id=self.destination["id"], **settings)
+    def export(self, name: str = "events", **settings: Any) -> Export:
+        body = api_models.ExportIn(name=name, destination_id=self.destination.id, **settings)
         return export_service.create(self.engine, self.actor, body, now=int(self.clock.now * 1000))
 
     def ingest(
@@ -75,7 +77,7 @@ def make_setup(engine: Engine, tmp_path: Path, folder: str = "spillway") -> Setu
     assert local is not None, "use the local_root fixture: local folders need SPILLWAY_LOCAL_ROOT"
     box = SecretBox(b"k" * 48)
     project = create_project(engine, "acme")
-    actor = destination_service.Actor("test", project.id)
+    actor = Actor("test", project.id)
     root = local / project.app_id / "bucket"
     row, _ = destination_service.create(
         engine,

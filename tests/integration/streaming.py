@@ -11,9 +11,11 @@ from typing import Any
 import orjson
 from sqlalchemy.engine import Engine
 
+from spillway.api import models as api_models
 from spillway.demo import synthetic_events
 from spillway.engine.streamer import StreamDelivery
 from spillway.ingest import Limits, judge
+from spillway.model import Actor, Destination, Export
 from spillway.secrets import SecretBox
 from spillway.services import destinations as destination_service
 from spillway.services import exports as export_service
@@ -67,13 +69,11 @@ class StreamSetup:
     box: SecretBox
     moto: Moto
     project_id: int
-    actor: destination_service.Actor
+    actor: Actor
     sent: list[tuple[str, str]] = field(default_factory=list)  # (uid, uuid) in ingest order
     seed: int = 0
 
-    def destination(
-        self, kind: str, config: dict[str, Any], *, force: bool = False
-    ) -> dict[str, Any]:
+    def destination(self, kind: str, config: dict[str, Any], *, force: bool = False) -> Destination:
         body = {
             "name": f"{kind}-{uuid.uuid4().hex[:6]}",
             "kind": kind,
@@ -89,10 +89,10 @@ class StreamSetup:
         row, _ = destination_service.create(self.engine, self.box, self.actor, body)
         return row
 
-    def export(self, destination: dict[str, Any], **settings: Any) -> dict[str, Any]:
-        body = export_service.ExportIn(
+    def export(self, destination: Destination, **settings: Any) -> Export:
+        body = api_models.ExportIn(
             name="stream-" + uuid.uuid4().hex[:6],
-            destination_id=destination["id"],
+            destination_id=destination.id,
             frequency="stream",
             **settings,
         )
@@ -139,4 +139,4 @@ class StreamSetup:
 def make_stream_setup(engine: Engine, moto: Moto) -> StreamSetup:
     box = SecretBox(b"k" * 48)
     project = create_project(engine, "acme-" + uuid.uuid4().hex[:6])
-    return StreamSetup(engine, box, moto, project.id, destination_service.Actor("test", project.id))
+    return StreamSetup(engine, box, moto, project.id, Actor("test", project.id))

@@ -11,7 +11,9 @@ from typing import Any
 
 from sqlalchemy.engine import Engine
 
+from spillway.api import views
 from spillway.destinations.base import CheckStatus, all_passed
+from spillway.model import Actor, Destination
 from spillway.services import destinations as destination_service
 from spillway.services import exports as export_service
 from spillway.store import catalog
@@ -24,19 +26,15 @@ from tests.server_moto import Moto
 QUARTER = 900
 
 
-def destination(
-    engine: Engine, actor: destination_service.Actor, destination_id: str
-) -> dict[str, Any]:
-    return destination_service.public(
-        destination_service.get(engine, actor.project_id, destination_id)
-    )
+def destination(engine: Engine, actor: Actor, destination_id: str) -> dict[str, Any]:
+    return views.destination(destination_service.get(engine, actor.project_id, destination_id))
 
 
-def swap_secret(engine: Engine, row: dict[str, Any], sealed: bytes) -> None:
+def swap_secret(engine: Engine, row: Destination, sealed: bytes) -> None:
     """Put other sealed credentials in place behind the API's back (no validation, no status
     change): what the service finds next is all that can change the destination's status."""
     with engine.connect().execution_options(write=True) as conn, conn.begin():
-        catalog.update_destination(conn, row["id"], {"credentials_sealed": sealed})
+        catalog.update_destination(conn, row.id, {"credentials_sealed": sealed})
 
 
 def test_an_export_refused_its_credentials_turns_the_destination_failing_until_a_write_works(
@@ -46,17 +44,17 @@ def test_an_export_refused_its_credentials_turns_the_destination_failing_until_a
     s = s3_setup(engine, tmp_path, s3_world, key)
     export = s.export()
     scheduler = s.scheduler()
-    good = s.destination["credentials_sealed"]
+    good = s.destination.credentials_sealed
     wrong = s.box.seal_json(
         {**credentials(key), "secret_access_key": "x" * 40},
-        context=s.destination["id"].encode(),
+        context=s.destination.id.encode(),
     )
 
     s.clock.now = T0 + QUARTER - 100
     s.ingest(3)
     s.clock.now = T0 + QUARTER + 1
     assert scheduler.tick() == {"runs": 1, "failed": 0}
-    shown = destination(engine, s.actor, s.destination["id"])
+    shown = destination(engine, s.actor, s.destination.id)
     assert (shown["status"], shown.get("status_reason")) == ("active", None)
     assert shown["last_validation"]["ok"] is True
 
@@ -65,23 +63,23 @@ def test_an_export_refused_its_credentials_turns_the_destination_failing_until_a
     s.ingest(3)
     s.clock.now = T0 + 2 * QUARTER + 1
     assert scheduler.tick() == {"runs": 0, "failed": 1}
-    shown = destination(engine, s.actor, s.destination["id"])
+    shown = destination(engine, s.actor, s.destination.id)
     assert shown["status"] == "failing"
     assert "SignatureDoesNotMatch" in shown["status_reason"]
     assert shown["last_validation"]["ok"] is False
-    assert shown["last_validation"]["export_id"] == export["id"]
-    row = export_service.get(engine, s.project_id, export["id"])
-    assert row["status"] == "failing"
+    assert shown["last_validation"]["export_id"] == export.id
+    row = export_service.get(engine, s.project_id, export.id)
+    assert row.status == "failing"
 
     # Fixed behind the API's back too (no validation, no rotation that would set it active):
     # the export's next write is what turns the destination active again.
     swap_secret(engine, s.destination, good)
     s.clock.now += 6 * 60  # past the export's back-off
     assert scheduler.tick() == {"runs": 1, "failed": 0}
-    shown = destination(engine, s.actor, s.destination["id"])
+    shown = destination(engine, s.actor, s.destination.id)
     assert (shown["status"], shown.get("status_reason")) == ("active", None)
     assert shown["last_validation"]["ok"] is True
-    assert export_service.get(engine, s.project_id, export["id"])["status"] == "active"
+    assert export_service.get(engine, s.project_id, export.id).status == "active"
 
 
 def test_a_refusal_that_is_not_the_credentials_leaves_the_destination_active(
@@ -99,9 +97,9 @@ def test_a_refusal_that_is_not_the_credentials_leaves_the_destination_active(
     s.ingest(3)
     s.clock.now = T0 + QUARTER + 1
     assert s.scheduler().tick() == {"runs": 0, "failed": 1}
-    row = export_service.get(engine, s.project_id, export["id"])
-    assert row["status"] == "failing" and "AccessDenied" in row["status_reason"]
-    assert destination(engine, s.actor, s.destination["id"])["status"] == "active"
+    row = export_service.get(engine, s.project_id, export.id)
+    assert row.status == "failing" and "AccessDenied" in row.status_reason
+    assert destination(engine, s.actor, s.destination.id)["status"] == "active"
 
 
 def test_a_stream_refused_its_credentials_turns_the_destination_failing_then_active(
@@ -111,24 +109,24 @@ def test_a_stream_refused_its_credentials_turns_the_destination_failing_then_act
     name = create_stream(moto, shards=1)
     row = setup.destination("kinesis", {"stream": name})
     export = setup.export(row)
-    good = row["credentials_sealed"]
+    good = row.credentials_sealed
     wrong = setup.box.seal_json(
         {"mode": "access_key", "access_key_id": moto.admin_key, "secret_access_key": "x" * 40},
-        context=row["id"].encode(),
+        context=row.id.encode(),
     )
     delivery = setup.delivery()
     swap_secret(engine, row, wrong)
     uuids = setup.ingest(20, users=4)
     assert delivery.pass_once() == 0
-    shown = destination(engine, setup.actor, row["id"])
+    shown = destination(engine, setup.actor, row.id)
     assert shown["status"] == "failing"
     assert "SignatureDoesNotMatch" in shown["status_reason"]
     swap_secret(engine, row, good)
     with engine.connect().execution_options(write=True) as conn, conn.begin():
-        catalog.update_export(conn, export["id"], {"next_attempt_at": None})
+        catalog.update_export(conn, export.id, {"next_attempt_at": None})
     setup.drain(delivery)
     assert len(read_stream(moto, name)) == len(uuids)
-    shown = destination(engine, setup.actor, row["id"])
+    shown = destination(engine, setup.actor, row.id)
     assert (shown["status"], shown.get("status_reason")) == ("active", None)
 
 
@@ -139,7 +137,7 @@ def test_validating_again_and_again_leaves_at_most_one_test_object(
     # Allowed to delete (even with cleanup off): nothing stays behind.
     s = s3_setup(engine, tmp_path, s3_world, s3_world.full_user())
     for _ in range(3):
-        checks = destination_service.validate_stored(engine, s.box, s.actor, s.destination["id"])
+        checks = destination_service.validate_stored(engine, s.box, s.actor, s.destination.id)
         assert all_passed(checks)
         assert {c.name: c.status for c in checks}["delete"] is CheckStatus.PASSED
     assert bucket_keys(s3_world, prefix) == []
@@ -156,7 +154,7 @@ def test_validating_again_and_again_leaves_at_most_one_test_object(
     row, checks = destination_service.create(engine, s.box, s.actor, body)
     assert all_passed(checks)
     for _ in range(3):
-        checks = destination_service.validate_stored(engine, s.box, s.actor, row["id"])
+        checks = destination_service.validate_stored(engine, s.box, s.actor, row.id)
         assert all_passed(checks), [c.as_dict() for c in checks]
     kept = bucket_keys(s3_world, prefix)
     assert kept == [f"{prefix}check.txt"]

@@ -12,6 +12,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from spillway.api import models as api_models
 from spillway.errors import TransientError
 from spillway.services import exports as export_service
 from spillway.store import catalog
@@ -73,10 +74,10 @@ def test_every_event_delivered_exactly_once(steps: list[tuple[object, ...]], spl
                 faults.at, faults.countdown = action[1], int(action[2])  # type: ignore[assignment,call-overload]
                 scheduler.tick()
             elif kind == "frequency":
-                patch = export_service.ExportPatch(frequency=action[1])  # type: ignore[arg-type]
-                export_service.update(engine, s.actor, export["id"], patch)
+                patch = api_models.ExportPatch(frequency=action[1])  # type: ignore[arg-type]
+                export_service.update(engine, s.actor, export.id, patch)
             else:
-                export_service.run_now(engine, s.actor, export["id"], now=int(s.clock.now * 1000))
+                export_service.run_now(engine, s.actor, export.id, now=int(s.clock.now * 1000))
         # Then everything heals: time passes, windows close, retries run.
         faults.at = None
         for _ in range(12):
@@ -98,10 +99,10 @@ def test_every_event_delivered_exactly_once(steps: list[tuple[object, ...]], spl
         assert sorted(listed) == sorted(files.items())
         # And the export ends healthy: every run succeeded, the cursor at the last event.
         with engine.connect() as conn:
-            history = q.list_runs(conn, export["id"], limit=10_000)
-            row = catalog.export_by_id(conn, export["id"])
+            history = q.list_runs(conn, export.id, limit=10_000)
+            row = catalog.export_by_id(conn, export.id)
             last = q.high_water_now(conn)
-        assert {r["status"] for r in history} <= {"succeeded"}
-        assert row is not None and row["status"] == "active"
-        assert row["cursor_seq"] == last
+        assert {r.status for r in history} <= {"succeeded"}
+        assert row is not None and row.status == "active"
+        assert row.cursor_seq == last
         engine.dispose()

@@ -20,8 +20,11 @@ import orjson
 import pytest
 from sqlalchemy.engine import Engine
 
+from spillway.api import models as api_models
+from spillway.api import views
 from spillway.destinations.s3.config import AccessKey
 from spillway.engine import webhooks
+from spillway.model import Actor
 from spillway.secrets import SecretBox
 from spillway.services import destinations as destination_service
 from spillway.services import exports as export_service
@@ -39,7 +42,7 @@ def s3_setup(engine: Engine, tmp_path: Path, world: S3World, key: AccessKey) -> 
     """A project with an S3 destination (validated against moto) using ``key``."""
     box = SecretBox(b"k" * 48)
     project = create_project(engine, "acme")
-    actor = destination_service.Actor("test", project.id)
+    actor = Actor("test", project.id)
     row, checks = destination_service.create(
         engine,
         box,
@@ -181,14 +184,12 @@ def test_three_days_of_revoked_credentials_then_rotation_catches_up(
         s.clock.now = start + 3 * 3600 + 1
         scheduler.tick()
 
-    row = export_service.public(engine, export_service.get(engine, s.project_id, export["id"]))
+    row = views.export(engine, export_service.get(engine, s.project_id, export.id))
     assert row["status"] == "failing"
     assert "InvalidAccessKeyId" in row["status_reason"]
     assert row["cursor_seq"] < q_high_water(engine)  # nothing delivered, all of it kept
     with engine.connect() as conn:
-        history = [
-            export_service.public_run(r) for r in q.list_runs(conn, export["id"], limit=1000)
-        ]
+        history = [views.run(r) for r in q.list_runs(conn, export.id, limit=1000)]
     waiting = [r for r in history if r["status"] != "succeeded"]
     assert sorted(r["window_end"] for r in waiting) == outage  # a run per window with events
     first = min(waiting, key=lambda r: r["window_end"])
@@ -203,7 +204,7 @@ def test_three_days_of_revoked_credentials_then_rotation_catches_up(
     assert webhooks.flush(10)  # calls go out from the background queue
     assert [c["status"] for c in webhook_receiver.calls] == ["failing"]
     assert "InvalidAccessKeyId" in webhook_receiver.calls[0]["reason"]
-    assert webhook_receiver.calls[0]["export_id"] == export["id"]
+    assert webhook_receiver.calls[0]["export_id"] == export.id
 
     # The fix: a new key for the same user, validated by the rotation before it is saved.
     new_key = iam.create_access_key(UserName=user)["AccessKey"]
@@ -211,7 +212,7 @@ def test_three_days_of_revoked_credentials_then_rotation_catches_up(
         engine,
         s.box,
         s.actor,
-        s.destination["id"],
+        s.destination.id,
         {
             "mode": "access_key",
             "access_key_id": new_key["AccessKeyId"],
@@ -230,13 +231,13 @@ def test_three_days_of_revoked_credentials_then_rotation_catches_up(
     assert every == Counter(u for uuids in sent.values() for u in uuids)
     assert set(every.values()) == {1}
     assert open_uploads(s3_world) == []
-    row = export_service.public(engine, export_service.get(engine, s.project_id, export["id"]))
+    row = views.export(engine, export_service.get(engine, s.project_id, export.id))
     assert (row["status"], row["status_reason"], row["next_attempt_at"]) == ("active", None, None)
     assert row["last_window_end"] == blocks[-1] + 3 * 3600
     assert row["cursor_seq"] == q_high_water(engine)
     with engine.connect() as conn:
-        history = q.list_runs(conn, export["id"], limit=1000)
-    assert {r["status"] for r in history} == {"succeeded"}
+        history = q.list_runs(conn, export.id, limit=1000)
+    assert {r.status for r in history} == {"succeeded"}
     assert webhooks.flush(10)
     assert [c["status"] for c in webhook_receiver.calls] == ["failing", "active"]
     assert webhook_receiver.calls[1]["reason"] is None
@@ -263,8 +264,8 @@ def test_frequency_changes_on_s3_lose_and_repeat_nothing(
         scheduler.tick()
 
     def change(frequency: Any) -> None:
-        patch = export_service.ExportPatch(frequency=frequency)
-        export_service.update(engine, s.actor, export["id"], patch)
+        patch = api_models.ExportPatch(frequency=frequency)
+        export_service.update(engine, s.actor, export.id, patch)
 
     for k in range(3):  # 00:00-00:45, three quarter-hour files
         at(T0 + k * QUARTER + 100, 4)

@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy.engine import Engine
 
+from spillway.api import models as api_models
 from spillway.services import exports as export_service
 from spillway.store import runs as q
 from spillway.store.schema import projects
@@ -32,9 +33,7 @@ def test_unsplit_run_finishes_when_its_frame_is_larger_than_the_estimate(
     with engine.connect() as conn:
         count, size = q.measure(conn, s.project_id, 0, 10**12)
     limit = size + count * 120 + 10  # one file by `execute`'s estimate, over it by the frame's
-    export_service.update(
-        engine, s.actor, export["id"], export_service.ExportPatch(max_file_bytes=limit)
-    )
+    export_service.update(engine, s.actor, export.id, api_models.ExportPatch(max_file_bytes=limit))
     s.clock.now = T0 + 901
     assert s.scheduler().tick() == {"runs": 1, "failed": 0}
     assert [p.name for p in data_files(s.root)] == [f"event_exports_{T0 + 900}.json.gz"]

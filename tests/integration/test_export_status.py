@@ -10,7 +10,9 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
+from spillway.api import views
 from spillway.engine.windows import QUARTER
+from spillway.model import Export
 from spillway.services import exports as export_service
 from spillway.store import catalog
 from spillway.store.schema import runs
@@ -19,16 +21,14 @@ from tests.integration.exporting import Setup, make_setup
 MINUTE_MS = 60_000
 
 
-def add_run(
-    setup: Setup, export: dict[str, Any], status: str, created_at: int, **values: Any
-) -> str:
+def add_run(setup: Setup, export: Export, status: str, created_at: int, **values: Any) -> str:
     """Store a run of ``export`` in ``status`` as if the worker had got it that far."""
     run_id = uuid.uuid4().hex
     with setup.engine.begin() as conn:
         conn.execute(
             runs.insert().values(
                 id=run_id,
-                export_id=export["id"],
+                export_id=export.id,
                 kind=values.pop("kind", "scheduled"),
                 window_end=created_at,  # unique to the run: no file is named by it here
                 settings={},
@@ -44,16 +44,12 @@ def add_run(
     return run_id
 
 
-def shown(setup: Setup, export: dict[str, Any]) -> dict[str, Any]:
+def shown(setup: Setup, export: Export) -> dict[str, Any]:
     """The export as GET /exports/{id} answers, and checked the same in the list."""
-    one = export_service.public(
-        setup.engine, export_service.get(setup.engine, setup.project_id, export["id"])
-    )
+    one = views.export(setup.engine, export_service.get(setup.engine, setup.project_id, export.id))
     with setup.engine.connect() as conn:
         rows = catalog.list_exports(conn, setup.project_id)
-    (listed,) = [
-        e for e in export_service.public_all(setup.engine, rows) if e["id"] == export["id"]
-    ]
+    (listed,) = [e for e in views.exports(setup.engine, rows) if e["id"] == export.id]
     assert listed == one
     return one
 
@@ -63,7 +59,7 @@ def test_last_run_last_success_and_next_run_follow_the_runs(
 ) -> None:
     setup = make_setup(engine, tmp_path)
     export = setup.export("events")  # every 15 minutes
-    created = export["created_at"]
+    created = export.created_at
     first_window = (created // 1000 // QUARTER + 1) * QUARTER * 1000
 
     fresh = shown(setup, export)
@@ -74,7 +70,7 @@ def test_last_run_last_success_and_next_run_follow_the_runs(
     add_run(setup, export, "succeeded", created + 1, finished_at=created + 50, events=7)
     second = add_run(setup, export, "succeeded", created + 100, finished_at=created + 150, events=9)
     with engine.begin() as conn:
-        catalog.update_export(conn, export["id"], {"last_window_end": first_window // 1000})
+        catalog.update_export(conn, export.id, {"last_window_end": first_window // 1000})
     done = shown(setup, export)
     assert done["last_run"] == {
         "id": second,
@@ -99,7 +95,7 @@ def test_last_run_last_success_and_next_run_follow_the_runs(
     with engine.begin() as conn:
         conn.execute(
             runs.update()
-            .where(runs.c.export_id == export["id"], runs.c.status == "queued")
+            .where(runs.c.export_id == export.id, runs.c.status == "queued")
             .values(status="running")
         )
     assert shown(setup, export)["last_run"]["status"] == "running"
@@ -107,10 +103,10 @@ def test_last_run_last_success_and_next_run_follow_the_runs(
     with engine.begin() as conn:
         conn.execute(
             runs.update()
-            .where(runs.c.export_id == export["id"], runs.c.status == "running")
+            .where(runs.c.export_id == export.id, runs.c.status == "running")
             .values(status="failed", error="access denied")
         )
-        catalog.update_export(conn, export["id"], {"next_attempt_at": retry})
+        catalog.update_export(conn, export.id, {"next_attempt_at": retry})
     failed = shown(setup, export)
     assert failed["last_run"]["status"] == "failed"
     assert failed["last_run"]["error"] == "access denied"
@@ -120,7 +116,7 @@ def test_last_run_last_success_and_next_run_follow_the_runs(
 
     # Disabled: nothing will run.
     with engine.begin() as conn:
-        catalog.update_export(conn, export["id"], {"status": "disabled"})
+        catalog.update_export(conn, export.id, {"status": "disabled"})
     assert shown(setup, export)["next_run_at"] is None
 
 
@@ -133,8 +129,8 @@ def test_listing_exports_takes_the_same_statements_for_two_or_twelve(
         for _ in range(count):
             export = setup.export(f"e-{uuid.uuid4().hex[:8]}", frequency="daily")
             for n in range(3):
-                add_run(setup, export, "succeeded", export["created_at"] + n, finished_at=n + 9)
-            add_run(setup, export, "failed", export["created_at"] + 5, error="x")
+                add_run(setup, export, "succeeded", export.created_at + n, finished_at=n + 9)
+            add_run(setup, export, "failed", export.created_at + 5, error="x")
 
     def statements() -> int:
         seen: list[str] = []
@@ -146,7 +142,7 @@ def test_listing_exports_takes_the_same_statements_for_two_or_twelve(
             rows = catalog.list_exports(conn, setup.project_id)
         sa.event.listen(engine, "before_cursor_execute", count)
         try:
-            listed = export_service.public_all(engine, rows)
+            listed = views.exports(engine, rows)
         finally:
             sa.event.remove(engine, "before_cursor_execute", count)
         assert all(e["last_run"]["status"] == "failed" for e in listed)

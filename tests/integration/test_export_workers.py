@@ -99,9 +99,9 @@ def test_two_workers_run_every_window_exactly_once(pg_url: str, tmp_path: Path) 
 
     for name, export in made.items():
         with engine.connect() as conn:
-            history = q.list_runs(conn, export["id"], limit=1000)
-        assert Counter(r["window_end"] for r in history) == Counter(ends), name
-        assert {(r["status"], r["attempts"]) for r in history} == {("succeeded", 1)}
+            history = q.list_runs(conn, export.id, limit=1000)
+        assert Counter(r.window_end for r in history) == Counter(ends), name
+        assert {(r.status, r.attempts) for r in history} == {("succeeded", 1)}
         files = data_files(s.root / f"spillway_{name}")
         assert [p.name for p in files] == [f"event_exports_{end}.json.gz" for end in ends]
         manifests = sorted((s.root / f"spillway_{name}").rglob("*.manifest.json"))

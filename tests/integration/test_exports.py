@@ -10,6 +10,7 @@ import orjson
 import pytest
 from sqlalchemy.engine import Engine
 
+from spillway.api import models as api_models
 from spillway.services import exports as export_service
 from spillway.store import runs as q
 from tests.integration.exporting import T0, data_files, delivered_uuids, make_setup, records
@@ -60,9 +61,9 @@ def test_files_land_per_window_in_the_seed_layout(engine: Engine, tmp_path: Path
     assert manifest["records"] == 30
     assert manifest["files"][0]["key"].endswith(f"{T0 + 900}.json.gz")
     with engine.connect() as conn:
-        history = q.list_runs(conn, export["id"])
-    assert [r["status"] for r in history] == ["succeeded", "succeeded"]
-    assert history[0]["events"] == 20
+        history = q.list_runs(conn, export.id)
+    assert [r.status for r in history] == ["succeeded", "succeeded"]
+    assert history[0].events == 20
 
 
 def test_gzip_bytes_are_reproducible(engine: Engine, tmp_path: Path) -> None:
@@ -137,16 +138,12 @@ def test_frequency_change_loses_and_repeats_nothing(engine: Engine, tmp_path: Pa
     sent = s.ingest(10, at=T0 + 100)
     s.clock.now = T0 + 901
     s.scheduler().tick()
-    export_service.update(
-        engine, s.actor, export["id"], export_service.ExportPatch(frequency="daily")
-    )
+    export_service.update(engine, s.actor, export.id, api_models.ExportPatch(frequency="daily"))
     sent += s.ingest(10, at=T0 + 1000)
     sent += s.ingest(10, at=T0 + 40_000)
     s.clock.now = T0 + 86_400 + 5
     s.scheduler().tick()
-    export_service.update(
-        engine, s.actor, export["id"], export_service.ExportPatch(frequency="weekly")
-    )
+    export_service.update(engine, s.actor, export.id, api_models.ExportPatch(frequency="weekly"))
     sent += s.ingest(10, at=T0 + 90_000)
     s.clock.now = T0 + 7 * 86_400 + 5
     s.scheduler().tick()
@@ -163,12 +160,12 @@ def test_manual_run_delivers_everything_now(engine: Engine, tmp_path: Path) -> N
     s = make_setup(engine, tmp_path)
     export = s.export()
     sent = s.ingest(7, at=T0 + 100)
-    run_id = export_service.run_now(engine, s.actor, export["id"], now=int((T0 + 200) * 1000))
+    run_id = export_service.run_now(engine, s.actor, export.id, now=int((T0 + 200) * 1000))
     s.clock.now = T0 + 200
     s.scheduler().tick()
     with engine.connect() as conn:
         run = q.get_run(conn, run_id)
-    assert run is not None and run["status"] == "succeeded"
+    assert run is not None and run.status == "succeeded"
     assert delivered_uuids(s.root) == sent
     # The window that later closes over the same time has nothing new: no duplicate.
     s.clock.now = T0 + 901
@@ -184,8 +181,8 @@ def test_backfill_covers_history_in_its_own_path(engine: Engine, tmp_path: Path)
     answer = export_service.backfill(
         engine,
         s.actor,
-        export["id"],
-        export_service.BackfillIn(start=T0 - 10 * 86_400, end=T0 + 3600),
+        export.id,
+        api_models.BackfillIn(start=T0 - 10 * 86_400, end=T0 + 3600),
         retention_days=90,
         now=int(s.clock.now * 1000),
     )
@@ -195,4 +192,4 @@ def test_backfill_covers_history_in_its_own_path(engine: Engine, tmp_path: Path)
     regular = [p for p in data_files(s.root) if "_backfill/" not in p.as_posix()]
     assert [r["event"]["event_uuid"] for p in backfilled for r in records(p)] == history
     assert [r["event"]["event_uuid"] for p in regular for r in records(p)] == fresh
-    assert all(answer["prefix"] in p.relative_to(s.root).as_posix() for p in backfilled)
+    assert all(answer.prefix in p.relative_to(s.root).as_posix() for p in backfilled)

@@ -14,15 +14,18 @@ from __future__ import annotations
 import logging
 import time
 from pathlib import Path
-from typing import Any
 
 import pytest
 from sqlalchemy.engine import Engine
 
 from spillway import destinations as registry
+from spillway.api import models as api_models
+from spillway.api import views
+from spillway.api.errors import answer_for
 from spillway.engine.streamer import StreamDelivery
 from spillway.engine.worker import Worker
 from spillway.errors import InputError
+from spillway.model import Actor, Destination
 from spillway.secrets import SecretBox
 from spillway.services import destinations as destination_service
 from spillway.services import exports as export_service
@@ -45,9 +48,7 @@ DAY = 86_400
 BOX = SecretBox(b"k" * 48)  # the service key of every project here, as on one server
 
 
-def local_destination(
-    engine: Engine, actor: destination_service.Actor, name: str
-) -> dict[str, Any]:
+def local_destination(engine: Engine, actor: Actor, name: str) -> Destination:
     row, _ = destination_service.create(
         engine,
         BOX,
@@ -62,25 +63,19 @@ def local_destination(
     return row
 
 
-def file_export(
-    engine: Engine, actor: destination_service.Actor, destination: dict[str, Any]
-) -> str:
-    body = export_service.ExportIn(name="events", destination_id=destination["id"])
-    return str(export_service.create(engine, actor, body, now=(T0 + 60) * 1000)["id"])
+def file_export(engine: Engine, actor: Actor, destination: Destination) -> str:
+    body = api_models.ExportIn(name="events", destination_id=destination.id)
+    return export_service.create(engine, actor, body, now=(T0 + 60) * 1000).id
 
 
-def stream_export(
-    engine: Engine, actor: destination_service.Actor, destination: dict[str, Any]
-) -> str:
-    body = export_service.ExportIn(
-        name="live", destination_id=destination["id"], frequency="stream"
-    )
-    return str(export_service.create(engine, actor, body)["id"])
+def stream_export(engine: Engine, actor: Actor, destination: Destination) -> str:
+    body = api_models.ExportIn(name="live", destination_id=destination.id, frequency="stream")
+    return export_service.create(engine, actor, body).id
 
 
 def kinesis_destination(
-    engine: Engine, actor: destination_service.Actor, moto: Moto, name: str, stream: str
-) -> dict[str, Any]:
+    engine: Engine, actor: Actor, moto: Moto, name: str, stream: str
+) -> Destination:
     row, _ = destination_service.create(
         engine,
         BOX,
@@ -99,32 +94,30 @@ def kinesis_destination(
     return row
 
 
-def delete_then_enable_behind_the_api(
-    engine: Engine, actor: destination_service.Actor, export: str
-) -> None:
+def delete_then_enable_behind_the_api(engine: Engine, actor: Actor, export: str) -> None:
     """Delete the export's destination (which disables the export), check that the API refuses
     to enable it again, then enable it in the store anyway (an old version, a hand-made fix)."""
-    destination = export_service.get(engine, actor.project_id, export)["destination_id"]
+    destination = export_service.get(engine, actor.project_id, export).destination_id
     destination_service.delete(engine, actor, destination)
-    assert export_service.get(engine, actor.project_id, export)["status"] == "disabled"
+    assert export_service.get(engine, actor.project_id, export).status == "disabled"
     with pytest.raises(InputError) as refused:
-        export_service.update(engine, actor, export, export_service.ExportPatch(status="active"))
-    assert refused.value.status_code == 409
+        export_service.update(engine, actor, export, api_models.ExportPatch(status="active"))
+    assert answer_for(refused.value).status == 409
     assert "deleted" in str(refused.value)
     with engine.connect().execution_options(write=True) as conn, conn.begin():
         catalog.update_export(conn, export, {"status": "active", "status_reason": None})
 
 
-def make_unreadable(engine: Engine, destination: dict[str, Any]) -> None:
+def make_unreadable(engine: Engine, destination: Destination) -> None:
     """Seal the destination's credentials with another service key (as after a key change)."""
     other = SecretBox(b"o" * 48)
     with engine.connect().execution_options(write=True) as conn, conn.begin():
         catalog.update_destination(
             conn,
-            destination["id"],
+            destination.id,
             {
                 "credentials_sealed": other.seal_json(
-                    {"mode": "none"}, context=destination["id"].encode()
+                    {"mode": "none"}, context=destination.id.encode()
                 )
             },
         )
@@ -147,7 +140,7 @@ def test_a_broken_project_stops_no_one_else(
 
     # --- B: a scheduled export to a local folder; some of its events are past retention.
     b_project = create_project(engine, "bravo")
-    b_actor = destination_service.Actor("test", b_project.id)
+    b_actor = Actor("test", b_project.id)
     b_destination = local_destination(engine, b_actor, "bucket")
     b_root = local_root / b_project.app_id / "bucket"
     b = Setup(engine, BOX, b_root, b_project.id, b_actor, b_destination, clock)
@@ -164,7 +157,7 @@ def test_a_broken_project_stops_no_one_else(
 
     # --- A: everything that can go wrong, each on an export of its own.
     a_project = create_project(engine, "alpha")
-    a_actor = destination_service.Actor("test", a_project.id)
+    a_actor = Actor("test", a_project.id)
     a = Setup(engine, BOX, tmp_path, a_project.id, a_actor, {}, clock)
     broken: dict[str, tuple[str, list[str]]] = {}  # what → (export id, words its reason has)
 
@@ -203,8 +196,8 @@ def test_a_broken_project_stops_no_one_else(
     export = file_export(engine, a_actor, unbuildable)
     with engine.connect().execution_options(write=True) as conn, conn.begin():
         # Stored by a version that had one more option: this version's models refuse it.
-        config = {**unbuildable["config"], "retired_option": True}
-        catalog.update_destination(conn, unbuildable["id"], {"config": config})
+        config = {**unbuildable.config, "retired_option": True}
+        catalog.update_destination(conn, unbuildable.id, {"config": config})
     broken["destination cannot be built"] = (export, ["cannot be opened", "config", "PATCH"])
 
     chaos, _ = destination_service.create(
@@ -263,15 +256,13 @@ def test_a_broken_project_stops_no_one_else(
     # Each of A's exports shows what is wrong with it, where a person looks.
     for what, (export_id, words) in broken.items():
         row = export_service.get(engine, a_project.id, export_id)
-        shown = export_service.public(engine, row)
+        shown = views.export(engine, row)
         assert shown["status"] == "failing", f"{what}: {shown['status']} ({shown['status_reason']})"
         for word in words:
             assert word in (shown["status_reason"] or ""), f"{what}: {shown['status_reason']!r}"
     # The credentials no key opens are the destination's problem too: it says so.
     for destination in (unreadable, sealed_stream):
-        row = destination_service.public(
-            destination_service.get(engine, a_project.id, destination["id"])
-        )
+        row = views.destination(destination_service.get(engine, a_project.id, destination.id))
         assert row["status"] == "failing"
         assert "cannot be decrypted" in (row["status_reason"] or "")
     assert "AssertionError" not in caplog.text

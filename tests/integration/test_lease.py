@@ -10,7 +10,7 @@ from sqlalchemy.engine import Engine
 
 from spillway.engine.lease import Lease, LeaseLost, hold
 from spillway.store import catalog
-from spillway.store import runs as q
+from spillway.store import leases as store_leases
 from spillway.store.db import now_ms, write
 from tests.integration.exporting import make_setup
 
@@ -23,7 +23,7 @@ def holder(engine: Engine, export_id: str) -> tuple[str | None, int | None]:
     with engine.connect() as conn:
         row = catalog.export_by_id(conn, export_id)
     assert row is not None
-    return row["lease_owner"], row["lease_until"]
+    return row.lease_owner, row.lease_until
 
 
 def lapse(engine: Engine, export_id: str) -> None:
@@ -34,7 +34,7 @@ def lapse(engine: Engine, export_id: str) -> None:
 
 @pytest.fixture
 def export_id(engine: Engine, tmp_path: Path) -> str:
-    return str(make_setup(engine, tmp_path).export()["id"])
+    return make_setup(engine, tmp_path).export().id
 
 
 def test_hold_claims_renews_and_releases(engine: Engine, export_id: str) -> None:
@@ -95,4 +95,4 @@ def test_leaving_does_not_release_the_lease_another_worker_now_holds(
 
 
 def test_lease_lost_is_the_store_s_exception() -> None:
-    assert LeaseLost is q.LeaseLost  # the loops and the runner catch one class
+    assert LeaseLost is store_leases.LeaseLost  # the loops and the runner catch one class

@@ -47,7 +47,7 @@ def test_a_worker_that_lost_its_lease_mid_run_commits_nothing(
         if checkpoint != "between_parts" or taken_over:
             return
         time.sleep(LEASE_MS * 1.5 / 1000)
-        taken_over.append(b.serve_export(export["id"]))
+        taken_over.append(b.serve_export(export.id))
 
     a = s.scheduler(owner="A", lease_ttl_ms=LEASE_MS, hook=stall_then_lose_the_lease)
     a.clock = Clock(w1 + 1)
@@ -57,13 +57,13 @@ def test_a_worker_that_lost_its_lease_mid_run_commits_nothing(
     assert "lease lost" in caplog.text
 
     with engine.connect() as conn:
-        row = catalog.export_by_id(conn, export["id"])
-        history = q.list_runs(conn, export["id"])
+        row = catalog.export_by_id(conn, export.id)
+        history = q.list_runs(conn, export.id)
     assert row is not None
     # The cursor is where B left it (the end of window 2), not moved back to window 1's end.
-    assert row["cursor_seq"] == max(r["seq_to"] for r in history)
-    assert row["lease_owner"] is None  # and A left no lease behind
-    assert [(r["window_end"], r["status"]) for r in history] == [
+    assert row.cursor_seq == max(r.seq_to for r in history)
+    assert row.lease_owner is None  # and A left no lease behind
+    assert [(r.window_end, r.status) for r in history] == [
         (w2, "succeeded"),
         (w1, "succeeded"),
     ]

@@ -26,9 +26,9 @@ def test_events_pruned_before_delivery_are_reported(engine: Engine, tmp_path: Pa
     s.ingest(3, at=time.time())
     done = Worker(engine, retention_days=90).run_once()
     assert done["pruned"] == 7
-    row = export_service.get(engine, s.project_id, export["id"])
-    assert row["status_reason"] is not None
-    assert "7 events" in row["status_reason"] and "90-day retention" in row["status_reason"]
+    row = export_service.get(engine, s.project_id, export.id)
+    assert row.status_reason is not None
+    assert "7 events" in row.status_reason and "90-day retention" in row.status_reason
     with engine.connect() as conn:
         actions = conn.execute(
             sa.select(audit_log.c.action, audit_log.c.detail).where(

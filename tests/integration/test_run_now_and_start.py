@@ -47,7 +47,7 @@ class World:
 
     def create(self, **body: Any) -> dict[str, Any]:
         body.setdefault("name", "events")
-        body.setdefault("destination_id", self.s.destination["id"])
+        body.setdefault("destination_id", self.s.destination.id)
         response = self.client.post("/api/v1/exports", json=body, headers=self.headers)
         assert response.status_code == 201, response.text
         shown: dict[str, Any] = response.json()
@@ -216,7 +216,7 @@ def test_cleanup_of_a_window_never_removes_a_run_nows_files(
     )
     root = s.root.parent / "tidy"
     bucket = Bucket(root)
-    export = world.create(destination_id=tidy["id"])
+    export = world.create(destination_id=tidy.id)
     sent = s.ingest(10, at=T0 + 100)
     s.clock.now = T0 + 900
     world.run_now(export["id"])
@@ -294,7 +294,7 @@ def test_a_start_in_the_future_or_before_retention_is_422(world: World) -> None:
     ]:
         response = world.client.post(
             "/api/v1/exports",
-            json={"name": "e", "destination_id": s.destination["id"], "start": start},
+            json={"name": "e", "destination_id": s.destination.id, "start": start},
             headers=world.headers,
         )
         assert response.status_code == 422, response.text
@@ -306,7 +306,7 @@ def test_a_start_in_the_future_or_before_retention_is_422(world: World) -> None:
     for value in bad:
         response = world.client.post(
             "/api/v1/exports",
-            json={"name": "e", "destination_id": s.destination["id"], "start": value},
+            json={"name": "e", "destination_id": s.destination.id, "start": value},
             headers=world.headers,
         )
         assert response.status_code == 422, f"{value!r}: {response.text}"

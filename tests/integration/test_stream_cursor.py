@@ -17,6 +17,8 @@ import pytest
 from prometheus_client import REGISTRY, generate_latest
 from sqlalchemy.engine import Engine
 
+from spillway.api import models as api_models
+from spillway.api import views
 from spillway.ingest import judge
 from spillway.services import exports as export_service
 from spillway.store import catalog
@@ -36,9 +38,7 @@ from tests.store_queries import high_water
 
 
 def shown(setup: StreamSetup, export_id: str) -> dict[str, Any]:
-    return export_service.public(
-        setup.engine, export_service.get(setup.engine, setup.project_id, export_id)
-    )
+    return views.export(setup.engine, export_service.get(setup.engine, setup.project_id, export_id))
 
 
 def delivered(moto: Moto, stream: str) -> list[str]:
@@ -57,19 +57,19 @@ def test_a_filtered_stream_moves_past_the_events_it_does_not_take(
         wanted += setup.ingest(5, users=3, event_name="Purchase")
         setup.ingest(40, users=3, event_name="View")  # never sent: the cursor must pass them
         setup.drain(delivery)
-        row = shown(setup, export["id"])
+        row = shown(setup, export.id)
         with engine.connect() as conn:
             assert row["cursor_seq"] == high_water(conn)  # behind nothing it could send
         assert row["lag"] == {"events": 0, "seconds": 0}
     setup.ingest(25, users=3, event_name="View")  # only events it does not take, last
     setup.drain(delivery)
-    row = shown(setup, export["id"])
+    row = shown(setup, export.id)
     with engine.connect() as conn:
         assert row["cursor_seq"] == high_water(conn)
     assert row["lag"] == {"events": 0, "seconds": 0}
     assert row["delivery"]["records_sent"] == 15
     assert delivered(moto, stream) == wanted
-    gauge = REGISTRY.get_sample_value("spillway_stream_lag_events", {"export": export["id"]})
+    gauge = REGISTRY.get_sample_value("spillway_stream_lag_events", {"export": export.id})
     assert gauge == 0
 
 
@@ -108,7 +108,7 @@ def test_a_filtered_event_that_commits_late_is_not_skipped(engine: Engine, moto:
         ).scalar_one()
         assert late > committed
         setup.drain(delivery)  # meanwhile: the three Purchases go, the cursor passes the Views
-        behind = shown(setup, export["id"])
+        behind = shown(setup, export.id)
         assert behind["cursor_seq"] == committed
         assert delivered(moto, stream) == first
         transaction.commit()
@@ -116,7 +116,7 @@ def test_a_filtered_event_that_commits_late_is_not_skipped(engine: Engine, moto:
         holder.close()
     setup.drain(delivery)
     assert delivered(moto, stream) == [*first, raw["event_uuid"]]
-    assert shown(setup, export["id"])["cursor_seq"] == late
+    assert shown(setup, export.id)["cursor_seq"] == late
 
 
 def lag_series(export_id: str) -> list[str]:
@@ -134,15 +134,13 @@ def test_lag_gauges_of_disabled_and_deleted_exports_leave_metrics(
     setup = make_stream_setup(engine, moto)
     stream = create_stream(moto, shards=1)
     destination = setup.destination("kinesis", {"stream": stream})
-    kept, disabled, deleted = (setup.export(destination)["id"] for _ in range(3))
+    kept, disabled, deleted = (setup.export(destination).id for _ in range(3))
     setup.ingest(10, users=2)
     delivery = setup.delivery()
     setup.drain(delivery)
     for export_id in (kept, disabled, deleted):
         assert len(lag_series(export_id)) == 2  # events and seconds
-    export_service.update(
-        engine, setup.actor, disabled, export_service.ExportPatch(status="disabled")
-    )
+    export_service.update(engine, setup.actor, disabled, api_models.ExportPatch(status="disabled"))
     export_service.delete(engine, setup.actor, deleted)
     setup.ingest(5, users=2)
     setup.drain(delivery)
@@ -150,9 +148,7 @@ def test_lag_gauges_of_disabled_and_deleted_exports_leave_metrics(
     assert lag_series(disabled) == []
     assert lag_series(deleted) == []
     # Enabled again, it reports again.
-    export_service.update(
-        engine, setup.actor, disabled, export_service.ExportPatch(status="active")
-    )
+    export_service.update(engine, setup.actor, disabled, api_models.ExportPatch(status="active"))
     setup.drain(delivery)
     assert len(lag_series(disabled)) == 2
 
@@ -164,33 +160,33 @@ def test_a_call_refused_for_bad_credentials_is_not_counted_as_redelivered(
     stream = create_stream(moto, shards=1)
     destination = setup.destination("kinesis", {"stream": stream})
     export = setup.export(destination)
-    good = destination["credentials_sealed"]
+    good = destination.credentials_sealed
     wrong = setup.box.seal_json(
         {"mode": "access_key", "access_key_id": moto.admin_key, "secret_access_key": "x" * 40},
-        context=destination["id"].encode(),
+        context=destination.id.encode(),
     )
     with engine.connect().execution_options(write=True) as conn, conn.begin():
-        catalog.update_destination(conn, destination["id"], {"credentials_sealed": wrong})
+        catalog.update_destination(conn, destination.id, {"credentials_sealed": wrong})
     uuids = setup.ingest(30, users=5)
     delivery = setup.delivery()
     assert delivery.pass_once() == 0
-    row = shown(setup, export["id"])
+    row = shown(setup, export.id)
     assert row["status"] == "failing"
     assert "SignatureDoesNotMatch" in (row["status_reason"] or "")
     with engine.connect() as conn:
-        state = sq.state(conn, export["id"])
-    assert state["inflight_to"] == row["cursor_seq"]  # nothing of it is in flight
+        state = sq.state(conn, export.id)
+    assert state.inflight_to == row["cursor_seq"]  # nothing of it is in flight
     # The credentials are put right (by hand, here); the export retries and delivers all.
     with engine.connect().execution_options(write=True) as conn, conn.begin():
-        catalog.update_destination(conn, destination["id"], {"credentials_sealed": good})
-        catalog.retry_exports_now(conn, destination["id"])
+        catalog.update_destination(conn, destination.id, {"credentials_sealed": good})
+        catalog.retry_exports_now(conn, destination.id)
     setup.drain(delivery)
     assert sorted(delivered(moto, stream)) == sorted(uuids)
-    row = shown(setup, export["id"])
+    row = shown(setup, export.id)
     assert row["status"] == "active"
     assert row["delivery"]["redelivered"] == 0
     assert row["delivery"]["records_sent"] == 30
     metric = REGISTRY.get_sample_value(
-        "spillway_stream_records_redelivered_total", {"export": export["id"]}
+        "spillway_stream_records_redelivered_total", {"export": export.id}
     )
     assert not metric

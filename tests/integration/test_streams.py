@@ -14,6 +14,8 @@ import orjson
 import pytest
 from sqlalchemy.engine import Engine
 
+from spillway.api import models as api_models
+from spillway.api import views
 from spillway.destinations.base import all_passed
 from spillway.errors import InputError
 from spillway.services import destinations as destination_service
@@ -64,8 +66,8 @@ def test_50k_events_of_1000_users_arrive_in_order(setup: StreamSetup, moto: Moto
     records = read_stream(moto, name)
     assert len(records) == 50_000
     assert_in_order_per_user(setup, records)
-    shown = export_service.public(
-        setup.engine, export_service.get(setup.engine, setup.project_id, export["id"])
+    shown = views.export(
+        setup.engine, export_service.get(setup.engine, setup.project_id, export.id)
     )
     assert shown["lag"] == {"events": 0, "seconds": 0}
     assert shown["delivery"]["records_sent"] == 50_000
@@ -133,11 +135,11 @@ def test_oversized_event_is_dead_lettered_and_the_stream_goes_on(
     delivered = [event_uuid(data) for _, data in read_stream(moto, name)]
     assert sorted(delivered) == sorted(before + after)
     with setup.engine.connect() as conn:
-        [letter] = sq.list_dead_letters(conn, export["id"])
-    assert letter["event_uuid"] == huge
-    assert "1,048,576 bytes per record" in letter["reason"]
-    shown = export_service.public(
-        setup.engine, export_service.get(setup.engine, setup.project_id, export["id"])
+        [letter] = sq.list_dead_letters(conn, export.id)
+    assert letter.event_uuid == huge
+    assert "1,048,576 bytes per record" in letter.reason
+    shown = views.export(
+        setup.engine, export_service.get(setup.engine, setup.project_id, export.id)
     )
     assert shown["delivery"]["dead_lettered"] == 1
     assert shown["lag"]["events"] == 0
@@ -152,9 +154,9 @@ def test_missing_stream_makes_the_export_failing_then_it_catches_up(
     uuids = setup.ingest(50, users=5)
     delivery = setup.delivery()
     assert delivery.pass_once() == 0
-    row = export_service.get(setup.engine, setup.project_id, export["id"])
-    assert row["status"] == "failing"
-    assert name in (row["status_reason"] or "")
+    row = export_service.get(setup.engine, setup.project_id, export.id)
+    assert row.status == "failing"
+    assert name in (row.status_reason or "")
     kinesis: Any = moto.client("kinesis")
     kinesis.create_stream(StreamName=name, ShardCount=1)
     kinesis.get_waiter("stream_exists").wait(
@@ -162,12 +164,12 @@ def test_missing_stream_makes_the_export_failing_then_it_catches_up(
     )
     # The fix is confirmed by validating the destination again: the export retries at once.
     checks = destination_service.validate_stored(
-        setup.engine, setup.box, setup.actor, destination["id"]
+        setup.engine, setup.box, setup.actor, destination.id
     )
     assert all_passed(checks)
     setup.drain(delivery)
     assert sorted(event_uuid(d) for _, d in read_stream(moto, name)) == sorted(uuids)
-    assert export_service.get(setup.engine, setup.project_id, export["id"])["status"] == "active"
+    assert export_service.get(setup.engine, setup.project_id, export.id).status == "active"
 
 
 def test_stream_exports_need_stream_destinations(setup: StreamSetup, moto: Moto) -> None:
@@ -177,9 +179,7 @@ def test_stream_exports_need_stream_destinations(setup: StreamSetup, moto: Moto)
         export_service.create(
             setup.engine,
             setup.actor,
-            export_service.ExportIn(
-                name="files", destination_id=destination["id"], frequency="daily"
-            ),
+            api_models.ExportIn(name="files", destination_id=destination.id, frequency="daily"),
         )
 
 
@@ -252,8 +252,8 @@ def test_partial_failures_resend_exactly_the_failed_records(setup: StreamSetup, 
                 assert by_call[call + 1] == refused
     delivered = [event_uuid(data) for _, data in read_stream(moto, name)]
     assert sorted(delivered) == sorted(uuids)
-    shown = export_service.public(
-        setup.engine, export_service.get(setup.engine, setup.project_id, export["id"])
+    shown = views.export(
+        setup.engine, export_service.get(setup.engine, setup.project_id, export.id)
     )
     assert shown["delivery"]["records_retried"] == len(failed)
 

@@ -12,6 +12,7 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
+from spillway.api import views
 from spillway.demo import synthetic_events
 from spillway.services import exports as export_service
 from spillway.store.db import create_engine, migrate
@@ -115,9 +116,7 @@ def test_concurrent_ingest_and_two_workers_deliver_every_event_once_in_order(
     for key, data in records:
         got[key].append(event_uuid(data))
     assert got == by_user_in_seq_order(setup), "a user's events are out of ingest order"
-    shown = export_service.public(
-        pg_engine, export_service.get(pg_engine, setup.project_id, export["id"])
-    )
+    shown = views.export(pg_engine, export_service.get(pg_engine, setup.project_id, export.id))
     assert shown["lag"]["events"] == 0
     assert shown["delivery"]["records_sent"] == total
     assert shown["delivery"]["redelivered"] == 0

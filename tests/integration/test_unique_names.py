@@ -10,7 +10,10 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
+from spillway.api import models as api_models
+from spillway.api.errors import answer_for
 from spillway.errors import InputError
+from spillway.model import Actor
 from spillway.secrets import SecretBox
 from spillway.services import destinations as destination_service
 from spillway.services import exports as export_service
@@ -46,50 +49,50 @@ def no_check(*_: Any) -> None:
 def test_racing_destination_names_get_a_409(
     engine: Engine, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    actor = destination_service.Actor("test", create_project(engine, "acme").id)
+    actor = Actor("test", create_project(engine, "acme").id)
     first, _ = destination_service.create(engine, BOX, actor, s3("warehouse"))
     monkeypatch.setattr(catalog, "destination_by_name", no_check)
     with pytest.raises(InputError) as info:
         destination_service.create(engine, BOX, actor, s3("warehouse"))
-    assert (info.value.status_code, info.value.code) == (409, "conflict")
+    assert (answer_for(info.value).status, answer_for(info.value).code) == (409, "conflict")
     assert "'warehouse' already exists" in str(info.value)
 
     # Renaming onto a taken name is refused the same way.
     other, _ = destination_service.create(engine, BOX, actor, s3("lake"))
     with pytest.raises(InputError) as info:
         destination_service.update(
-            engine, BOX, actor, other["id"], {"name": "warehouse", "force": True}
+            engine, BOX, actor, other.id, {"name": "warehouse", "force": True}
         )
-    assert info.value.status_code == 409
+    assert answer_for(info.value).status == 409
 
     # Another project, or a deleted destination, does not hold the name.
-    elsewhere = destination_service.Actor("test", create_project(engine, "beta").id)
+    elsewhere = Actor("test", create_project(engine, "beta").id)
     destination_service.create(engine, BOX, elsewhere, s3("warehouse"))
-    destination_service.delete(engine, actor, first["id"])
+    destination_service.delete(engine, actor, first.id)
     again, _ = destination_service.create(engine, BOX, actor, s3("warehouse"))
     with engine.connect() as conn:
-        names = [row["name"] for row in catalog.list_destinations(conn, actor.project_id)]
+        names = [row.name for row in catalog.list_destinations(conn, actor.project_id)]
     assert sorted(names) == ["lake", "warehouse"]
-    assert again["id"] != first["id"]
+    assert again.id != first.id
 
 
 def test_racing_export_names_get_a_409(engine: Engine, monkeypatch: pytest.MonkeyPatch) -> None:
-    actor = destination_service.Actor("test", create_project(engine, "acme").id)
+    actor = Actor("test", create_project(engine, "acme").id)
     destination, _ = destination_service.create(engine, BOX, actor, s3("warehouse"))
-    body = export_service.ExportIn(name="events", destination_id=destination["id"])
+    body = api_models.ExportIn(name="events", destination_id=destination.id)
     first = export_service.create(engine, actor, body)
     monkeypatch.setattr(catalog, "list_exports", lambda *_: [])
     with pytest.raises(InputError) as info:
         export_service.create(engine, actor, body)
-    assert (info.value.status_code, info.value.code) == (409, "conflict")
+    assert (answer_for(info.value).status, answer_for(info.value).code) == (409, "conflict")
     assert "'events' already writes there" in str(info.value)
 
     # The same name on another destination is fine, and so is reusing a deleted export's.
     other, _ = destination_service.create(engine, BOX, actor, s3("lake"))
     export_service.create(
-        engine, actor, export_service.ExportIn(name="events", destination_id=other["id"])
+        engine, actor, api_models.ExportIn(name="events", destination_id=other.id)
     )
-    export_service.delete(engine, actor, first["id"])
+    export_service.delete(engine, actor, first.id)
     export_service.create(engine, actor, body)
 
 

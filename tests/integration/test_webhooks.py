@@ -23,9 +23,11 @@ from cryptography.x509.oid import NameOID
 from pydantic import ValidationError
 
 from spillway import netpolicy
+from spillway.api import models as api_models
 from spillway.destinations.base import DestinationError
 from spillway.engine import webhooks
 from spillway.errors import InputError
+from spillway.model import Export
 from spillway.services import exports as export_service
 from spillway.store import catalog
 from spillway.store.db import create_engine, migrate
@@ -85,13 +87,13 @@ def test_a_slow_or_hanging_receiver_does_not_delay_the_worker_pass(
         policy.allow(receiver.url)
         export = s.export(webhook_url=f"{receiver.url}/hook?token=abc")
         assert timed_failing_tick(s) < 1.0  # the call was only queued
-        assert export_service.get(s.engine, s.project_id, export["id"])["status"] == "failing"
+        assert export_service.get(s.engine, s.project_id, export.id).status == "failing"
         assert sender.flush(10)  # one call: the answer, or the 2 s deadline
         assert receiver.wait_for_requests(1, timeout=1)
         call = receiver.requests[0]
         assert (call["method"], call["path"]) == ("POST", "/hook?token=abc")
         body = orjson.loads(call["body"])
-        assert (body["export_id"], body["status"]) == (export["id"], "failing")
+        assert (body["export_id"], body["status"]) == (export.id, "failing")
         assert "injected" in body["reason"]
         if delay > 2.0 + 1:  # hanging: given up at the deadline, said so in the log
             assert "did not answer within 2s" in caplog.text
@@ -110,8 +112,8 @@ def test_a_receiver_that_is_down_costs_the_pass_nothing_and_gets_later_calls(
     export = s.export(webhook_url=url)
     assert timed_failing_tick(s) < 1.0
     assert sender.flush(5)
-    assert export_service.get(s.engine, s.project_id, export["id"])["status"] == "failing"
-    assert f"webhook for export {export['id']} failed (ConnectionRefusedError)" in caplog.text
+    assert export_service.get(s.engine, s.project_id, export.id).status == "failing"
+    assert f"webhook for export {export.id} failed (ConnectionRefusedError)" in caplog.text
     # The receiver is back: the next state change reaches it (the sending thread lived on).
     with canned_server(status=204, body="", port=port) as receiver:
         s.clock.now += 301  # past the five minutes a failing export waits to try again
@@ -120,7 +122,7 @@ def test_a_receiver_that_is_down_costs_the_pass_nothing_and_gets_later_calls(
         assert receiver.wait_for_requests(1, timeout=1)
         assert len(receiver.requests) == 1  # the call that found it down is not sent again
         body = orjson.loads(receiver.requests[0]["body"])
-        assert (body["export_id"], body["status"], body["reason"]) == (export["id"], "active", None)
+        assert (body["export_id"], body["status"], body["reason"]) == (export.id, "active", None)
 
 
 @pytest.mark.parametrize(
@@ -149,25 +151,25 @@ def test_an_unlisted_loopback_webhook_is_refused_when_configured(
         export = s.export()
         with pytest.raises((ValidationError, InputError)) as patched:
             export_service.update(
-                s.engine, s.actor, export["id"], export_service.ExportPatch(webhook_url=webhook)
+                s.engine, s.actor, export.id, api_models.ExportPatch(webhook_url=webhook)
             )
         assert "webhook_url" in str(patched.value)
         assert getattr(patched.value, "status_code", 422) == 422
-        assert export_row(s, export)["settings"]["webhook_url"] is None
+        assert export_row(s, export).settings.webhook_url is None
         assert sender.flush(5)
         assert listener.connections == 0
 
 
-def store_webhook(s: Setup, export: dict[str, Any], url: str) -> None:
+def store_webhook(s: Setup, export: Export, url: str) -> None:
     """Write a webhook_url straight into the database, as a server before this check did."""
-    settings = {**export_row(s, export)["settings"], "webhook_url": url}
+    settings = {**export_row(s, export).settings.to_json(), "webhook_url": url}
     with s.engine.connect().execution_options(write=True) as conn, conn.begin():
-        catalog.update_export(conn, export["id"], {"settings": settings})
+        catalog.update_export(conn, export.id, {"settings": settings})
 
 
-def export_row(s: Setup, export: dict[str, Any]) -> dict[str, Any]:
+def export_row(s: Setup, export: Export) -> Export:
     with s.engine.connect() as conn:
-        row = catalog.export_by_id(conn, export["id"])
+        row = catalog.export_by_id(conn, export.id)
     assert row is not None
     return row
 
@@ -183,7 +185,7 @@ def test_a_webhook_stored_before_the_upgrade_is_refused_when_sent(
         assert timed_failing_tick(s) < 1.0
         assert sender.flush(5)
         assert listener.connections == 0  # refused before connecting: the listener saw nothing
-        assert f"webhook for export {export['id']} not sent" in caplog.text
+        assert f"webhook for export {export.id} not sent" in caplog.text
         assert "SPILLWAY_ALLOWED_ENDPOINTS" in caplog.text
 
 
@@ -212,7 +214,7 @@ def test_the_address_checked_is_the_address_connected_to(
         assert sender.flush(5)
         assert listener.connections == 0
         assert "127.0.0.1 is not a public address" in caplog.text
-        assert export["id"] in caplog.text
+        assert export.id in caplog.text
 
 
 def test_a_full_queue_drops_the_oldest_call_with_a_warning(

@@ -10,8 +10,11 @@ import pytest
 from pydantic import ValidationError
 from sqlalchemy.engine import Engine
 
+from spillway.api.errors import answer_for
+from spillway.api.models import EndpointBatch, EndpointIn
+from spillway.api.views import endpoint as public
 from spillway.errors import InputError
-from spillway.services.profiles import EndpointBatch, EndpointIn, merge, public, upsert
+from spillway.services.profiles import merge, upsert
 from spillway.services.projects import create_project
 from spillway.store import endpoints as q
 from spillway.store.db import create_engine, migrate
@@ -229,7 +232,7 @@ def test_mismatched_endpoint_id_is_an_input_error_and_nothing_is_stored(
     ]
     with pytest.raises(InputError) as info:
         upsert(sqlite_engine, project_id, items)
-    assert info.value.status_code == 400
+    assert answer_for(info.value).status == 400
     assert "'ep-3'" in str(info.value)
     assert "'ep-2'" in str(info.value)
     assert stored(sqlite_engine, project_id, "ep-1") is None

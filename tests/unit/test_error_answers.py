@@ -6,8 +6,9 @@ import pytest
 
 from spillway import errors
 from spillway.api.errors import answer_for
+from spillway.engine.targets import CredentialsUnreadable
 from spillway.ingest import BadGzip, BadJson, EmptyBatch, UnknownEncoding, UnknownMediaType
-from spillway.services.destinations import CredentialsUnreadable, ValidationFailed
+from spillway.services.destinations import ValidationFailed
 from spillway.services.exports import BadExportSettings
 
 ANSWERS: list[tuple[errors.InputError, int, str]] = [

@@ -8,7 +8,8 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from spillway.services.exports import ExportIn, ExportPatch, ExportSettings
+from spillway.api.models import ExportIn, ExportPatch
+from spillway.api.models import ExportSettingsIn as ExportSettings
 
 CREATE_ONLY = {"name", "destination_id", "start"}  # chosen once, at creation
 

@@ -16,7 +16,7 @@ from sqlalchemy.engine import Engine
 from spillway.api import guard
 from spillway.api.app import create_app
 from spillway.secrets import SecretBox
-from spillway.services.projects import AuthError, Scope, create_key, create_project
+from spillway.services.projects import Scope, Unauthorized, create_key, create_project
 from spillway.settings import Settings
 from spillway.store import projects as q
 from spillway.store.db import create_engine, migrate
@@ -72,7 +72,7 @@ def test_bad_tokens_are_never_kept(engine: Engine, lookups: list[str]) -> None:
 
     async def attempts() -> None:
         for number in range(3):
-            with pytest.raises(AuthError):
+            with pytest.raises(Unauthorized):
                 await auth.principal(f"Bearer {key.key_id}.wrong-secret-{number}")
 
     asyncio.run(attempts())
@@ -103,7 +103,7 @@ def test_a_revoked_key_stops_working_once_its_cache_time_passes(engine: Engine) 
         with engine.connect().execution_options(write=True) as conn, conn.begin():
             q.revoke_key(conn, key.key_id)
         await asyncio.sleep(0.4)
-        with pytest.raises(AuthError, match="revoked"):
+        with pytest.raises(Unauthorized, match="revoked"):
             await auth.principal(f"Bearer {key.token}")
 
     asyncio.run(scenario())

@@ -13,6 +13,7 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
+from spillway.api.errors import answer_for
 from spillway.errors import InputError, TooLarge
 from spillway.ingest import (
     ALLOWED_FIELDS,
@@ -125,7 +126,7 @@ def test_parse_body_json_seq_strips_record_separators() -> None:
 def test_parse_body_rejects_unsupported_content_type_with_415(content_type: str) -> None:
     with pytest.raises(InputError) as info:
         parse_body(json.dumps([event()]).encode(), content_type)
-    assert info.value.status_code == 415
+    assert answer_for(info.value).status == 415
     assert content_type in str(info.value)
     assert "application/x-ndjson" in str(info.value)  # tells the caller what would work
 
@@ -134,7 +135,7 @@ def test_parse_body_rejects_unsupported_content_type_with_415(content_type: str)
 def test_parse_body_rejects_invalid_json_with_400(body: bytes) -> None:
     with pytest.raises(InputError) as info:
         parse_body(body, "application/json")
-    assert info.value.status_code == 400
+    assert answer_for(info.value).status == 400
     assert "not valid JSON" in str(info.value)
 
 
@@ -142,7 +143,7 @@ def test_parse_body_rejects_invalid_json_with_400(body: bytes) -> None:
 def test_parse_body_rejects_events_that_is_not_an_array(document: dict[str, Any]) -> None:
     with pytest.raises(InputError) as info:
         parse_body(json.dumps(document).encode(), "application/json")
-    assert info.value.status_code == 400
+    assert answer_for(info.value).status == 400
     assert '"events" must be a JSON array' in str(info.value)
 
 
@@ -150,7 +151,7 @@ def test_parse_body_rejects_events_that_is_not_an_array(document: dict[str, Any]
 def test_parse_body_rejects_a_scalar_document(document: Any) -> None:
     with pytest.raises(InputError) as info:
         parse_body(json.dumps(document).encode(), "application/json")
-    assert info.value.status_code == 400
+    assert answer_for(info.value).status == 400
 
 
 # --- decode_body --------------------------------------------------------------------------
@@ -171,14 +172,14 @@ def test_decode_body_truncated_gzip_is_a_400_that_says_truncated() -> None:
     compressed = gzip.compress(json.dumps([event()] * 20).encode())
     with pytest.raises(InputError) as info:
         decode_body(compressed[: len(compressed) // 2], "gzip", LIMITS)
-    assert info.value.status_code == 400
+    assert answer_for(info.value).status == 400
     assert "truncated" in str(info.value)
 
 
 def test_decode_body_corrupt_gzip_is_a_400() -> None:
     with pytest.raises(InputError) as info:
         decode_body(b"this is not gzip at all", "gzip", LIMITS)
-    assert info.value.status_code == 400
+    assert answer_for(info.value).status == 400
     assert "gzip" in str(info.value)
 
 
@@ -188,7 +189,7 @@ def test_decode_body_gzip_bomb_is_refused_with_413_naming_the_limit() -> None:
     small = Limits(max_request_bytes=64 * 1024, max_events_per_request=100, max_event_bytes=1000)
     with pytest.raises(TooLarge) as info:
         decode_body(bomb, "gzip", small)
-    assert info.value.status_code == 413
+    assert answer_for(info.value).status == 413
     assert "65,536" in str(info.value)
     assert "SPILLWAY_MAX_REQUEST_BYTES" in str(info.value)
 
@@ -205,7 +206,7 @@ def test_decode_body_accepts_a_body_exactly_at_the_limit() -> None:
 def test_decode_body_unsupported_encoding_is_415(encoding: str) -> None:
     with pytest.raises(InputError) as info:
         decode_body(b"whatever", encoding, LIMITS)
-    assert info.value.status_code == 415
+    assert answer_for(info.value).status == 415
     assert repr(encoding) in str(info.value)
 
 
@@ -472,7 +473,7 @@ def test_judge_refuses_too_many_events_naming_the_limit() -> None:
     assert len(judge([event()] * 3, RECEIVED_MS, limits).rows) == 3
     with pytest.raises(TooLarge) as info:
         judge([event()] * 4, RECEIVED_MS, limits)
-    assert info.value.status_code == 413
+    assert answer_for(info.value).status == 413
     assert "the limit is 3" in str(info.value)
     assert "SPILLWAY_MAX_EVENTS_PER_REQUEST" in str(info.value)
 
@@ -483,7 +484,7 @@ def test_judge_refuses_one_oversized_event_naming_index_and_limit() -> None:
     with pytest.raises(TooLarge) as info:
         judge(raw, RECEIVED_MS, limits)
     message = str(info.value)
-    assert info.value.status_code == 413
+    assert answer_for(info.value).status == 413
     assert "index 1" in message
     assert "1,000 bytes" in message
     assert "SPILLWAY_MAX_EVENT_BYTES" in message
@@ -492,7 +493,7 @@ def test_judge_refuses_one_oversized_event_naming_index_and_limit() -> None:
 def test_judge_empty_batch_is_an_input_error() -> None:
     with pytest.raises(InputError) as info:
         judge([], RECEIVED_MS, LIMITS)
-    assert info.value.status_code == 400
+    assert answer_for(info.value).status == 400
     assert "no events" in str(info.value)
 
 

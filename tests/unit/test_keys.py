@@ -9,14 +9,15 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
+from spillway.api.errors import answer_for
 from spillway.errors import InputError
 from spillway.secrets import SecretBox
 from spillway.services.projects import (
-    AuthError,
-    ForbiddenError,
+    Forbidden,
     IssuedKey,
     Principal,
     Scope,
+    Unauthorized,
     authenticate,
     create_key,
     create_project,
@@ -86,7 +87,7 @@ def test_scope_grants_a_fixed_set_of_capabilities(
 def test_an_ingest_key_is_refused_reads_naming_both_scopes() -> None:
     principal = Principal("SPWAPPKEY", 1, Scope.INGEST)
     require(principal, Scope.INGEST)  # no error
-    with pytest.raises(ForbiddenError) as info:
+    with pytest.raises(Forbidden) as info:
         require(principal, Scope.READ)
     message = str(info.value)
     assert "has scope 'ingest'" in message
@@ -104,9 +105,9 @@ def test_ingest_keys_are_issued_and_authenticate(sqlite_engine: Engine) -> None:
 def test_require_raises_403_naming_the_needed_scope() -> None:
     principal = Principal("SPWREADONLY", 1, Scope.READ)
     require(principal, Scope.READ)  # no error
-    with pytest.raises(ForbiddenError) as info:
+    with pytest.raises(Forbidden) as info:
         require(principal, Scope.WRITE)
-    assert info.value.status_code == 403
+    assert answer_for(info.value).status == 403
     assert "needs 'write'" in str(info.value)
     assert "SPWREADONLY" in str(info.value)
     assert "'read'" in str(info.value)
@@ -130,7 +131,7 @@ def test_duplicate_project_name_is_a_409(sqlite_engine: Engine) -> None:
     create_project(sqlite_engine, "demo")
     with pytest.raises(InputError) as info:
         create_project(sqlite_engine, " demo ")
-    assert info.value.status_code == 409
+    assert answer_for(info.value).status == 409
     assert "'demo' already exists" in str(info.value)
     with sqlite_engine.connect() as conn:
         assert [p.name for p in q.list_projects(conn)] == ["demo"]
@@ -140,7 +141,7 @@ def test_duplicate_project_name_is_a_409(sqlite_engine: Engine) -> None:
 def test_project_name_must_be_1_to_200_characters(sqlite_engine: Engine, name: str) -> None:
     with pytest.raises(InputError) as info:
         create_project(sqlite_engine, name)
-    assert info.value.status_code == 400
+    assert answer_for(info.value).status == 400
 
 
 # --- keys ---------------------------------------------------------------------------------
@@ -184,22 +185,22 @@ def test_token_shape(issued: IssuedKey) -> None:
 def test_key_for_unknown_project_is_a_404(sqlite_engine: Engine) -> None:
     with pytest.raises(InputError) as info:
         create_key(sqlite_engine, BOX, "nope", Scope.READ)
-    assert info.value.status_code == 404
+    assert answer_for(info.value).status == 404
     assert "'nope'" in str(info.value)
 
 
 def test_wrong_secret_is_a_401(sqlite_engine: Engine, issued: IssuedKey) -> None:
     wrong = issued.secret[:-1] + ("A" if issued.secret[-1] != "A" else "B")
-    with pytest.raises(AuthError) as info:
+    with pytest.raises(Unauthorized) as info:
         authenticate(sqlite_engine, f"Bearer {issued.key_id}.{wrong}")
-    assert info.value.status_code == 401
+    assert answer_for(info.value).status == 401
     assert "wrong secret" in str(info.value)
 
 
 def test_unknown_key_id_is_a_401(sqlite_engine: Engine, issued: IssuedKey) -> None:
-    with pytest.raises(AuthError) as info:
+    with pytest.raises(Unauthorized) as info:
         authenticate(sqlite_engine, f"Bearer SPWNOSUCHKEY00000000.{issued.secret}")
-    assert info.value.status_code == 401
+    assert answer_for(info.value).status == 401
 
 
 @pytest.mark.parametrize(
@@ -218,18 +219,18 @@ def test_unknown_key_id_is_a_401(sqlite_engine: Engine, issued: IssuedKey) -> No
 def test_unusable_authorization_header_is_a_401_with_a_hint(
     sqlite_engine: Engine, header: str | None, hint: str
 ) -> None:
-    with pytest.raises(AuthError) as info:
+    with pytest.raises(Unauthorized) as info:
         authenticate(sqlite_engine, header)
-    assert info.value.status_code == 401
+    assert answer_for(info.value).status == 401
     assert hint in str(info.value)
 
 
 def test_revoked_key_is_refused(sqlite_engine: Engine, issued: IssuedKey) -> None:
     assert authenticate(sqlite_engine, f"Bearer {issued.token}").key_id == issued.key_id
     assert revoke(sqlite_engine, issued.key_id) is True
-    with pytest.raises(AuthError) as info:
+    with pytest.raises(Unauthorized) as info:
         authenticate(sqlite_engine, f"Bearer {issued.token}")
-    assert info.value.status_code == 401
+    assert answer_for(info.value).status == 401
     assert "revoked" in str(info.value)
     assert revoke(sqlite_engine, issued.key_id) is False  # already revoked
     with sqlite_engine.connect() as conn:

@@ -9,8 +9,10 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
+from spillway.api.errors import answer_for
 from spillway.destinations.base import Check, CheckStatus
-from spillway.validation import Refused, ValidationPool
+from spillway.errors import Busy
+from spillway.validation import ValidationPool
 
 PASSED = [Check.passed("credentials", "ok")]
 
@@ -51,16 +53,16 @@ def test_a_project_runs_at_most_its_share(release: threading.Event) -> None:
     with ThreadPoolExecutor(2) as callers:
         stuck = [callers.submit(pool.run, "p", hangs(release)) for _ in range(2)]
         time.sleep(0.1)
-        with pytest.raises(Refused) as info:
+        with pytest.raises(Busy) as info:
             pool.run("p", lambda: PASSED)
-        assert info.value.status_code == 429
+        assert answer_for(info.value).status == 429
         assert "SPILLWAY_VALIDATION_PER_PROJECT" in str(info.value)
-        assert int(info.value.headers["Retry-After"]) >= 1
+        assert int(answer_for(info.value).headers["Retry-After"]) >= 1
         assert pool.run("other", lambda: PASSED) == PASSED  # others are not held up
         for future in stuck:
             assert future.result()[0].name == "deadline"
     # Answered, but the stuck threads still run: they keep the project's places.
-    with pytest.raises(Refused):
+    with pytest.raises(Busy):
         pool.run("p", lambda: PASSED)
     release.set()
     deadline = time.monotonic() + 5
@@ -68,7 +70,7 @@ def test_a_project_runs_at_most_its_share(release: threading.Event) -> None:
         try:
             assert pool.run("p", lambda: PASSED) == PASSED
             break
-        except Refused:
+        except Busy:
             assert time.monotonic() < deadline
             time.sleep(0.05)
 
@@ -78,12 +80,12 @@ def test_a_full_pool_refuses_at_once_instead_of_queuing(release: threading.Event
     for project in ("a", "b"):
         pool.run(project, hangs(release))  # answered by the deadline, thread still stuck
     started = time.monotonic()
-    with pytest.raises(Refused) as info:
+    with pytest.raises(Busy) as info:
         pool.run("c", lambda: PASSED)
     assert time.monotonic() - started < 0.1
-    assert info.value.status_code == 503
-    assert info.value.code == "validation_busy"
-    assert "Retry-After" in info.value.headers
+    assert answer_for(info.value).status == 503
+    assert answer_for(info.value).code == "validation_busy"
+    assert "Retry-After" in answer_for(info.value).headers
     release.set()
     time.sleep(0.2)
     assert pool.run("c", lambda: PASSED) == PASSED

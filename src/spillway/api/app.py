@@ -11,7 +11,7 @@ from fastapi import FastAPI
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from spillway import __version__, metrics, validation
-from spillway.api import destinations, endpoints, errors, events, exports, health
+from spillway.api import destinations, endpoints, errors, events, exports, health, jobs, segments
 from spillway.api.deps import Context
 from spillway.api.guard import Authenticator, GuardMiddleware
 from spillway.api.urltext import UrlTextMiddleware
@@ -102,6 +102,8 @@ def create_app(
     app.include_router(endpoints.router)
     app.include_router(destinations.router)
     app.include_router(exports.router)
+    app.include_router(segments.router)
+    app.include_router(jobs.router)
     app.add_middleware(UrlTextMiddleware)  # inside the guard: keys are checked first
     # Outermost last: latency is measured around the guard, so refusals are counted too.
     app.add_middleware(GuardMiddleware, settings=settings, authenticator=authenticator)

@@ -63,7 +63,7 @@ def _needs(scope: Scope) -> object:
     return Depends(dependency)
 
 
-# What a route needs, by capability (keys.GRANTS says which scopes have it).
+# What a route needs, by capability (services.projects.GRANTS says which scopes have it).
 IngestKey = Annotated[Principal, _needs(Scope.INGEST)]
 ReadKey = Annotated[Principal, _needs(Scope.READ)]
 WriteKey = Annotated[Principal, _needs(Scope.WRITE)]

@@ -5,12 +5,13 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import APIRouter
-from pydantic import BaseModel, ConfigDict, Field, model_validator
 from starlette.concurrency import run_in_threadpool
 
-from spillway import text
+from spillway.api import views
 from spillway.api.deps import ContextDep, ReadKey, WriteKey
+from spillway.api.models import DestinationIn, DestinationPatch
 from spillway.api.responses import JSON
+from spillway.model import Actor
 from spillway.services import destinations as destination_service
 from spillway.services.projects import Principal
 from spillway.store import catalog
@@ -18,36 +19,8 @@ from spillway.store import catalog
 router = APIRouter(prefix="/api/v1/destinations", tags=["destinations"])
 
 
-class DestinationIn(BaseModel):
-    """A destination to validate or create. ``config`` and ``credentials`` depend on ``kind``."""
-
-    model_config = ConfigDict(extra="forbid")
-    name: str = Field(default="", max_length=200)
-    kind: str = Field(description="s3, gcs, azure_blob, local, kinesis or firehose")
-    config: dict[str, Any] = Field(default_factory=dict)
-    credentials: dict[str, Any] = Field(default_factory=dict)
-    features: dict[str, bool] = Field(
-        default_factory=dict, description="read_back and cleanup (both off by default)"
-    )
-    force: bool = Field(default=False, description="Create without validating first.")
-
-    _text = model_validator(mode="before")(text.checked)
-
-
-class DestinationPatch(BaseModel):
-    """What may change in place: where it writes, its name, its features."""
-
-    model_config = ConfigDict(extra="forbid")
-    name: str | None = Field(default=None, max_length=200)
-    config: dict[str, Any] = Field(default_factory=dict)
-    features: dict[str, bool] = Field(default_factory=dict)
-    force: bool = False
-
-    _text = model_validator(mode="before")(text.checked)
-
-
-def _actor(principal: Principal) -> destination_service.Actor:
-    return destination_service.Actor(f"key:{principal.key_id}", principal.project_id)
+def _actor(principal: Principal) -> Actor:
+    return Actor(f"key:{principal.key_id}", principal.project_id)
 
 
 def _checks(checks: list[Any]) -> list[dict[str, str]]:
@@ -80,7 +53,7 @@ async def create(body: DestinationIn, context: ContextDep, principal: WriteKey) 
         _actor(principal),
         body.model_dump(),
     )
-    return JSON({**destination_service.public(row), "checks": _checks(checks)}, 201)
+    return JSON({**views.destination(row), "checks": _checks(checks)}, 201)
 
 
 @router.get("", response_class=JSON)
@@ -88,13 +61,13 @@ def list_all(context: ContextDep, principal: ReadKey) -> dict[str, Any]:
     """Every destination of the project."""
     with context.engine.connect() as conn:
         rows = catalog.list_destinations(conn, principal.project_id)
-    return {"destinations": [destination_service.public(row) for row in rows]}
+    return {"destinations": [views.destination(row) for row in rows]}
 
 
 @router.get("/{destination_id}", response_class=JSON)
 def get_one(destination_id: str, context: ContextDep, principal: ReadKey) -> dict[str, Any]:
     """One destination, credentials masked."""
-    return destination_service.public(
+    return views.destination(
         destination_service.get(context.engine, principal.project_id, destination_id)
     )
 
@@ -112,7 +85,7 @@ async def update(
         destination_id,
         body.model_dump(exclude_none=True),
     )
-    return JSON({**destination_service.public(row), "checks": _checks(checks)})
+    return JSON({**views.destination(row), "checks": _checks(checks)})
 
 
 @router.post("/{destination_id}/validate", response_class=JSON)
@@ -142,11 +115,15 @@ async def rotate(
         destination_id,
         body,
     )
-    return JSON({**destination_service.public(row), "checks": _checks(checks)})
+    return JSON({**views.destination(row), "checks": _checks(checks)})
 
 
 @router.delete("/{destination_id}", response_class=JSON)
 def delete(destination_id: str, context: ContextDep, principal: WriteKey) -> dict[str, Any]:
     """Delete; every export using it is disabled, and listed here."""
-    disabled = destination_service.delete(context.engine, _actor(principal), destination_id)
-    return {"deleted": True, "id": destination_id, "disabled_exports": disabled}
+    _, disabled = destination_service.delete(context.engine, _actor(principal), destination_id)
+    return {
+        "deleted": True,
+        "id": destination_id,
+        "disabled_exports": views.disabled_exports(disabled),
+    }

@@ -8,29 +8,31 @@ import orjson
 from fastapi import APIRouter, Query
 from starlette.concurrency import run_in_threadpool
 
+from spillway.api import views
 from spillway.api.deps import ContextDep, IngestKey, ReadKey, WriteKey
+from spillway.api.models import EndpointBatch, EndpointIn
 from spillway.api.responses import JSON
 from spillway.errors import InputError, NotFound, TooLarge
 from spillway.services import profiles as domain
-from spillway.store import endpoints as q
+from spillway.store import endpoints as endpoint_store
 
 router = APIRouter(prefix="/api/v1/endpoints", tags=["endpoints"])
 
 
 @router.put("/{endpoint_id:path}", response_class=JSON)
 async def put_endpoint(
-    endpoint_id: str, body: domain.EndpointIn, context: ContextDep, principal: IngestKey
+    endpoint_id: str, body: EndpointIn, context: ContextDep, principal: IngestKey
 ) -> dict[str, Any]:
     """Create or update one endpoint; attribute maps merge with what is stored."""
     records = await run_in_threadpool(
         domain.upsert, context.engine, principal.project_id, [(domain.check_id(endpoint_id), body)]
     )
-    return domain.public(records[0])
+    return views.endpoint(records[0])
 
 
 @router.put("", response_class=JSON)
 async def put_endpoints(
-    body: domain.EndpointBatch, context: ContextDep, principal: IngestKey
+    body: EndpointBatch, context: ContextDep, principal: IngestKey
 ) -> dict[str, Any]:
     """Create or update up to 100 endpoints at once; each must carry its ``endpoint_id``."""
     limit = context.settings.max_endpoint_bytes
@@ -48,17 +50,19 @@ async def put_endpoints(
             )
         items.append((item.endpoint_id, item))
     records = await run_in_threadpool(domain.upsert, context.engine, principal.project_id, items)
-    return {"endpoints": [domain.public(r) for r in records]}
+    return {"endpoints": [views.endpoint(r) for r in records]}
 
 
 @router.get("/{endpoint_id:path}", response_class=JSON)
 def get_endpoint(endpoint_id: str, context: ContextDep, principal: ReadKey) -> dict[str, Any]:
     """One endpoint."""
     with context.engine.connect() as conn:
-        record = q.get_endpoint(conn, principal.project_id, domain.check_id(endpoint_id))
+        record = endpoint_store.get_endpoint(
+            conn, principal.project_id, domain.check_id(endpoint_id)
+        )
     if record is None:
         raise NotFound(f"no endpoint {endpoint_id!r} in this project")
-    return domain.public(record)
+    return views.endpoint(record)
 
 
 @router.get("", response_class=JSON)
@@ -71,18 +75,20 @@ def list_endpoints(
 ) -> dict[str, Any]:
     """Endpoints in id order; page with ``after`` = the last id of the previous page."""
     with context.engine.connect() as conn:
-        records = q.list_endpoints(
+        records = endpoint_store.list_endpoints(
             conn, principal.project_id, user_id=user_id, limit=limit, after=after
         )
-    return {"endpoints": [domain.public(r) for r in records]}
+    return {"endpoints": [views.endpoint(r) for r in records]}
 
 
 @router.delete("/{endpoint_id:path}", response_class=JSON)
 def delete_endpoint(endpoint_id: str, context: ContextDep, principal: WriteKey) -> dict[str, Any]:
     """Remove one endpoint."""
     with context.engine.connect().execution_options(write=True) as conn, conn.begin():
-        record = q.get_endpoint(conn, principal.project_id, domain.check_id(endpoint_id))
+        record = endpoint_store.get_endpoint(
+            conn, principal.project_id, domain.check_id(endpoint_id)
+        )
         if record is None:
             raise NotFound(f"no endpoint {endpoint_id!r} in this project")
-        q.delete_endpoint(conn, principal.project_id, endpoint_id)
-    return {"deleted": True, "endpoint": domain.public(record)}
+        endpoint_store.delete_endpoint(conn, principal.project_id, endpoint_id)
+    return {"deleted": True, "endpoint": views.endpoint(record)}

@@ -45,8 +45,9 @@ class Answer:
 @functools.cache
 def _table() -> list[tuple[type[InputError], int, str]]:
     # Imported on first use: spillway.errors reaches this module lazily, and these import it.
+    from spillway.engine.targets import CredentialsUnreadable
     from spillway.ingest import BadGzip, BadJson, EmptyBatch, UnknownEncoding, UnknownMediaType
-    from spillway.services.destinations import CredentialsUnreadable, ValidationFailed
+    from spillway.services.destinations import ValidationFailed
     from spillway.services.exports import BadExportSettings
 
     # The first row whose type matches wins: subclasses before their bases.

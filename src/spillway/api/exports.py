@@ -7,14 +7,15 @@ from typing import Any
 from fastapi import APIRouter, Query
 from starlette.concurrency import run_in_threadpool
 
+from spillway.api import models, views
 from spillway.api.deps import ContextDep, ReadKey, WriteKey
 from spillway.api.responses import JSON
 from spillway.errors import NotFound
+from spillway.model import Actor
 from spillway.services import exports as service
-from spillway.services.destinations import Actor
 from spillway.services.projects import Principal
 from spillway.store import catalog
-from spillway.store import runs as q
+from spillway.store import runs as run_store
 
 router = APIRouter(prefix="/api/v1/exports", tags=["exports"])
 
@@ -24,16 +25,16 @@ def _actor(principal: Principal) -> Actor:
 
 
 @router.post("", status_code=201, response_class=JSON)
-async def create(body: service.ExportIn, context: ContextDep, principal: WriteKey) -> JSON:
+async def create(body: models.ExportIn, context: ContextDep, principal: WriteKey) -> JSON:
     """Create an export; the answer shows the exact path its files will get."""
-    row = await run_in_threadpool(
+    export = await run_in_threadpool(
         service.create,
         context.engine,
         _actor(principal),
         body,
         retention_days=context.settings.retention_days,
     )
-    return JSON(service.public(context.engine, row), 201)
+    return JSON(views.export(context.engine, export), 201)
 
 
 @router.get("", response_class=JSON)
@@ -41,24 +42,24 @@ def list_all(context: ContextDep, principal: ReadKey) -> dict[str, Any]:
     """Every export of the project, each with its last run, last success and next run (read
     in one statement for all of them)."""
     with context.engine.connect() as conn:
-        rows = catalog.list_exports(conn, principal.project_id)
-    return {"exports": service.public_all(context.engine, rows)}
+        exports = catalog.list_exports(conn, principal.project_id)
+    return {"exports": views.exports(context.engine, exports)}
 
 
 @router.get("/{export_id}", response_class=JSON)
 def get_one(export_id: str, context: ContextDep, principal: ReadKey) -> dict[str, Any]:
     """One export, with its status and, when failing, why."""
-    row = service.get(context.engine, principal.project_id, export_id)
-    return service.public(context.engine, row)
+    export = service.get(context.engine, principal.project_id, export_id)
+    return views.export(context.engine, export)
 
 
 @router.patch("/{export_id}", response_class=JSON)
 def update(
-    export_id: str, body: service.ExportPatch, context: ContextDep, principal: WriteKey
+    export_id: str, body: models.ExportPatch, context: ContextDep, principal: WriteKey
 ) -> dict[str, Any]:
     """Change settings or frequency (from the next window on), or disable/enable."""
-    row = service.update(context.engine, _actor(principal), export_id, body)
-    return service.public(context.engine, row)
+    export = service.update(context.engine, _actor(principal), export_id, body)
+    return views.export(context.engine, export)
 
 
 @router.delete("/{export_id}", response_class=JSON)
@@ -78,14 +79,14 @@ def run_now(export_id: str, context: ContextDep, principal: WriteKey) -> JSON:
 
 @router.post("/{export_id}/backfill", status_code=202, response_class=JSON)
 def backfill(
-    export_id: str, body: service.BackfillIn, context: ContextDep, principal: WriteKey
+    export_id: str, body: models.BackfillIn, context: ContextDep, principal: WriteKey
 ) -> JSON:
     """Export a past range (within retention) into its own path."""
-    answer = service.backfill(
+    queued = service.backfill(
         context.engine, _actor(principal), export_id, body, context.settings.retention_days
     )
     context.wake()
-    return JSON(answer, 202)
+    return JSON(queued.public(), 202)
 
 
 @router.get("/{export_id}/runs", response_class=JSON)
@@ -98,8 +99,8 @@ def runs(
     """Run history, newest first (a deleted export's too)."""
     service.get_with_history(context.engine, principal.project_id, export_id)
     with context.engine.connect() as conn:
-        rows = q.list_runs(conn, export_id, limit)
-    return {"runs": [service.public_run(run) for run in rows]}
+        found = run_store.list_runs(conn, export_id, limit)
+    return {"runs": [views.run(run) for run in found]}
 
 
 @router.get("/{export_id}/runs/{run_id}", response_class=JSON)
@@ -107,10 +108,10 @@ def run(export_id: str, run_id: str, context: ContextDep, principal: ReadKey) ->
     """One run (of a deleted export too)."""
     service.get_with_history(context.engine, principal.project_id, export_id)
     with context.engine.connect() as conn:
-        found = q.get_run(conn, run_id)
-    if found is None or found["export_id"] != export_id:
+        found = run_store.get_run(conn, run_id)
+    if found is None or found.export_id != export_id:
         raise NotFound(f"no run {run_id!r} of this export")
-    return service.public_run(found)
+    return views.run(found)
 
 
 @router.get("/{export_id}/dead-letters", response_class=JSON)
@@ -125,16 +126,16 @@ def dead_letters(
 
     service.get(context.engine, principal.project_id, export_id)
     with context.engine.connect() as conn:
-        rows = streams.list_dead_letters(conn, export_id, limit)
+        letters = streams.list_dead_letters(conn, export_id, limit)
     return {
         "dead_letters": [
             {
-                "seq": row["seq"],
-                "event_uuid": row["event_uuid"],
-                "bytes": row["bytes"],
-                "reason": row["reason"],
-                "created_at": row["created_at"],
+                "seq": letter.seq,
+                "event_uuid": letter.event_uuid,
+                "bytes": letter.bytes,
+                "reason": letter.reason,
+                "created_at": letter.created_at,
             }
-            for row in rows
+            for letter in letters
         ]
     }

@@ -16,7 +16,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from enum import StrEnum
 from types import TracebackType
-from typing import Any, ClassVar, Self
+from typing import Any, ClassVar, Protocol, Self
 
 from spillway.errors import TerminalError
 
@@ -303,6 +303,35 @@ class ObjectStore(abc.ABC):
         return None
 
 
+class Objects(Protocol):
+    """What the shared object checks use of a store: an :class:`ObjectStore` has it all. A
+    kind's checks describe the store they validate as this plus what they read of it, so its
+    ``checks`` module needs no import of its ``store`` (which calls the checks)."""
+
+    def put_object(
+        self, key: str, data: bytes, *, content_type: str = "application/octet-stream"
+    ) -> StoredObject: ...
+
+    def read_object(self, key: str) -> bytes: ...
+
+    def list_objects(self, prefix: str) -> list[str]: ...
+
+    def delete_object(self, key: str) -> None: ...
+
+    def validation_key(self) -> str: ...
+
+    def spare_validation_key(self) -> str: ...
+
+
+class Guarded(Objects, Protocol):
+    """A store that knows why the operator's settings refuse it (None: they allow it) and puts
+    its errors into words: what :func:`guarded_checks` reads."""
+
+    refusal: str | None
+
+    def explain(self, exc: BaseException) -> str: ...
+
+
 class DestinationError(TerminalError):
     """A destination refused an operation for a reason a person must fix.
 
@@ -320,9 +349,7 @@ class CredentialsRejected(DestinationError):
     """
 
 
-def object_checks(
-    store: ObjectStore, needs: Needs, explain: Callable[[Exception], str]
-) -> list[Check]:
+def object_checks(store: Objects, needs: Needs, explain: Callable[[Exception], str]) -> list[Check]:
     """The write / read / list / delete steps every object store shares.
 
     ``explain`` turns a kind's exception into a sentence a person can act on. The test object
@@ -415,7 +442,7 @@ OBJECT_CHECKS = ("write", "read", "list", "delete")
 
 
 def bucket_checks(
-    store: ObjectStore,
+    store: Objects,
     needs: Needs,
     *,
     refusal: str | None,
@@ -433,6 +460,20 @@ def bucket_checks(
     if second.status is CheckStatus.FAILED:
         return [first, second, *skip_rest(OBJECT_CHECKS, "bucket")]
     return [first, second, *object_checks(store, needs, explain)]
+
+
+def guarded_checks(
+    store: Guarded, needs: Needs, credentials: Callable[[], Check], bucket: Callable[[], Check]
+) -> list[Check]:
+    """:func:`bucket_checks` with the store's own refusal and explanations."""
+    return bucket_checks(
+        store,
+        needs,
+        refusal=store.refusal,
+        credentials=credentials,
+        bucket=bucket,
+        explain=store.explain,
+    )
 
 
 @dataclass(frozen=True, slots=True)

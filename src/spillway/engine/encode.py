@@ -11,11 +11,12 @@ import csv
 import io
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Literal, Protocol
+from typing import Literal, Protocol, cast
 
 import orjson
 
 from spillway.engine.records import RecordFrame, Selection, select
+from spillway.model import ExportSettings
 
 Format = Literal["jsonl", "csv", "parquet"]
 Compression = Literal["gzip", "zstd", "none"]
@@ -47,6 +48,15 @@ class FileSpec:
     format: Format = "jsonl"
     compression: Compression = "gzip"
     pgp_public_key: str | None = None
+
+    @classmethod
+    def of(cls, settings: ExportSettings) -> FileSpec:
+        """How an export's settings encode its files (values its request model checked)."""
+        return cls(
+            cast(Format, settings.format),
+            cast(Compression, settings.compression),
+            settings.pgp_public_key,
+        )
 
     @property
     def suffix(self) -> str:

@@ -16,7 +16,7 @@ from sqlalchemy.engine import Connection, Engine
 
 from spillway.store import runs
 from spillway.store.db import now_ms, write
-from spillway.store.runs import LeaseLost
+from spillway.store.leases import LeaseLost
 
 __all__ = ["Lease", "LeaseLost", "hold"]
 

@@ -8,7 +8,6 @@ from __future__ import annotations
 import logging
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
-from typing import Any
 
 from sqlalchemy.engine import Engine
 
@@ -21,6 +20,7 @@ from spillway.engine.status import (
     unopenable,
 )
 from spillway.errors import InputError, TerminalError
+from spillway.model import Destination, Export
 from spillway.secrets import SecretBox
 
 log = logging.getLogger(__name__)
@@ -44,24 +44,20 @@ class DeliveryLoop:
         """The export's lease for the block (None when another worker holds it)."""
         return lease.hold(self.engine, export_id, self.owner, self.lease_ttl_ms)
 
-    def _set_state(self, export: dict[str, Any], state: str, reason: str | None) -> None:
+    def _set_state(self, export: Export, state: str, reason: str | None) -> None:
         change_state(self.engine, export, state, reason, self.notify)
 
-    def _opening_failed(
-        self, destination: dict[str, Any], export: dict[str, Any], exc: Exception
-    ) -> str:
+    def _opening_failed(self, destination: Destination, export: Export, exc: Exception) -> str:
         """The export's destination could not be opened: log what nobody foresaw, mark the
         destination ``failing`` when the fault is its own; the reason the export shows."""
         if not isinstance(exc, TerminalError | InputError):
-            log.error("export %s: opening its destination failed", export["id"], exc_info=exc)
+            log.error("export %s: opening its destination failed", export.id, exc_info=exc)
         reason = unopenable(destination, exc)
         if about_destination(exc):
             destination_failing(self.engine, destination, export, reason)
         return reason
 
-    def _refused(
-        self, destination: dict[str, Any], export: dict[str, Any], exc: TerminalError
-    ) -> str:
+    def _refused(self, destination: Destination, export: Export, exc: TerminalError) -> str:
         """A delivery failed for good (until someone fixes something): mark the destination
         ``failing`` when the fault is its own; the reason the export shows."""
         if about_destination(exc):

@@ -13,6 +13,8 @@ from typing import Any
 
 import orjson
 
+from spillway.model import ExportSettings
+
 
 @dataclass(frozen=True, slots=True)
 class Selection:
@@ -20,6 +22,12 @@ class Selection:
 
     user_attributes: str | list[str] = "all"  # "all", "none" or a list of names
     device_attributes: bool = True
+
+    @classmethod
+    def of(cls, settings: ExportSettings) -> Selection:
+        """What an export's settings keep of each event."""
+        wanted = settings.user_attributes
+        return cls(wanted if isinstance(wanted, str) else list(wanted), settings.device_attributes)
 
     @property
     def passthrough(self) -> bool:

@@ -24,15 +24,17 @@ from spillway import metrics
 from spillway.destinations.base import ObjectStore, ObjectWriter
 from spillway.engine.encode import FileSpec, open_encoder
 from spillway.engine.lease import Lease
+from spillway.engine.naming import run_base
 from spillway.engine.records import RecordFrame, Selection
-from spillway.store import catalog, runs
+from spillway.model import DEFAULT_MAX_FILE_BYTES, Export, Run, RunSettings
+from spillway.store import catalog, leases, runs
 from spillway.store.db import now_ms, write
 
 log = logging.getLogger(__name__)
 # Checkpoints where tests inject failures: before upload, between parts, after the files but
 # before the manifest, before the cursor commit.
 Hook = Callable[[str], None]
-DEFAULT_MAX_FILE_BYTES = 512 * 1024 * 1024
+__all__ = ["DEFAULT_MAX_FILE_BYTES", "Hook", "RunContext", "execute"]
 _RECORD_OVERHEAD = 120  # the frame around each payload, roughly: only used to plan splits
 
 
@@ -57,36 +59,6 @@ class RunContext:
         return Lease(self.engine, self.export_id, self.owner, self.lease_ttl_ms)
 
 
-def day_folder(window_end: int) -> str:
-    """``export_day=DD-MM-YYYY`` of the window end (UTC)."""
-    return "export_day=" + time.strftime("%d-%m-%Y", time.gmtime(window_end))
-
-
-def file_base(settings: dict[str, Any], window_end: int) -> str:
-    """The key of a window's files without part number and suffix."""
-    return f"{settings['prefix']}/{day_folder(window_end)}/event_exports_{window_end}"
-
-
-# A run-now's settings snapshot carries this flag: its files are named by its sequence range.
-# (Runs queued by an older version, without it, keep the keys their first attempt used.)
-RANGE_KEYS = "range_keys"
-
-
-def run_base(settings: dict[str, Any], run: dict[str, Any], seq_from: int, seq_to: int) -> str:
-    """The key of a run's files without part number and suffix.
-
-    A scheduled window's files are named by the window's end, ``event_exports_<end>``. A run
-    now is named by its second *and* its sequence range, ``event_exports_<now>_manual_<after>-
-    <through>``: sequence ranges of an export's runs never overlap, so its keys can never be
-    another run's (a window closing in the same second, another run now in that second), and a
-    retry, with the range fixed at the first attempt, rewrites the very same keys.
-    """
-    base = file_base(settings, run["window_end"])
-    if run["kind"] == "manual" and settings.get(RANGE_KEYS):
-        base += f"_manual_{seq_from}-{seq_to}"
-    return base
-
-
 # What may follow a run's base in the key of one of its own objects: a part number, then the
 # suffix (``.json.gz``, ``.parquet.gpg``, ``.manifest.json``, ...). Anything else sharing the
 # prefix (``event_exports_<end>_manual_...`` next to ``event_exports_<end>``) is another run's.
@@ -108,7 +80,7 @@ class _Hashing:
         self._renew()
 
 
-def execute(ctx: RunContext, export: dict[str, Any], run: dict[str, Any]) -> dict[str, Any]:
+def execute(ctx: RunContext, export: Export, run: Run) -> dict[str, Any]:
     """Deliver one run; returns the run's final columns. Raises on any failure.
 
     Every attempt is counted in ``/metrics`` (``spillway_export_runs_total`` by outcome; a lost
@@ -116,18 +88,18 @@ def execute(ctx: RunContext, export: dict[str, Any], run: dict[str, Any]) -> dic
     """
     try:
         result = _deliver(ctx, export, run)
-    except runs.LeaseLost:
+    except leases.LeaseLost:
         raise
     except Exception:
-        metrics.count_run(export["id"], "failed")
+        metrics.count_run(export.id, "failed")
         raise
-    metrics.count_run(export["id"], "succeeded", result["events"])
+    metrics.count_run(export.id, "succeeded", result["events"])
     log.info(
         "export %s (%s): run %s (%s) succeeded: events=%d bytes=%d files=%d duration=%.3fs",
-        export["id"],
-        export.get("name"),
-        run["id"],
-        run["kind"],
+        export.id,
+        export.name,
+        run.id,
+        run.kind,
         result["events"],
         result["bytes"],
         len(result["files"]),
@@ -136,17 +108,18 @@ def execute(ctx: RunContext, export: dict[str, Any], run: dict[str, Any]) -> dic
     return result
 
 
-def _deliver(ctx: RunContext, export: dict[str, Any], run: dict[str, Any]) -> dict[str, Any]:
+def _deliver(ctx: RunContext, export: Export, run: Run) -> dict[str, Any]:
     started = time.monotonic()
-    settings = run["settings"]
+    settings = run.settings
     seq_from, seq_to = _fix_range(ctx, export, run)
-    names = None if settings["events"] == "all" else list(settings["events"])
+    names = settings.export.event_names
     received = None
-    if run["kind"] == "backfill":
-        received = (run["range_start_ms"], run["range_end_ms"])
+    if run.kind == "backfill":
+        assert run.range_start_ms is not None and run.range_end_ms is not None
+        received = (run.range_start_ms, run.range_end_ms)
     files: list[dict[str, Any]] = []
-    window_end = run["window_end"]
-    base = run_base(settings, run, seq_from, seq_to)
+    window_end = run.window_end
+    base = run_base(run, seq_from, seq_to)
     # One connection for all the run's reads, so one SQLite page cache fills, not one for
     # each pooled connection the reads would otherwise rotate through.
     with ctx.engine.connect() as reads:
@@ -165,18 +138,18 @@ def _deliver(ctx: RunContext, export: dict[str, Any], run: dict[str, Any]) -> di
                 seq_to,
                 names,
                 received,
-                split=payload_bytes + count * _RECORD_OVERHEAD > settings["max_file_bytes"],
+                split=payload_bytes + count * _RECORD_OVERHEAD > settings.export.max_file_bytes,
             )
     if count:
         ctx.hook("before_manifest")
         manifest = {
-            "export_id": export["id"],
-            "run_kind": run["kind"],
+            "export_id": export.id,
+            "run_kind": run.kind,
             "window_end": window_end,
             "sequence_range": {"after": seq_from, "through": seq_to},
-            "format": settings["format"],
-            "compression": settings["compression"],
-            "encrypted": bool(settings.get("pgp_public_key")),
+            "format": settings.export.format,
+            "compression": settings.export.compression,
+            "encrypted": bool(settings.export.pgp_public_key),
             "records": sum(f["records"] for f in files),
             "files": files,
         }
@@ -199,40 +172,39 @@ def _deliver(ctx: RunContext, export: dict[str, Any], run: dict[str, Any]) -> di
     }
     with write(ctx.engine) as conn:
         ctx.lease.fence(conn)
-        runs.update_run(conn, run["id"], result)
-        if run["kind"] != "backfill":
+        runs.update_run(conn, run.id, result)
+        if run.kind != "backfill":
             moves: dict[str, Any] = {"cursor_seq": seq_to}
-            if run["kind"] == "scheduled":
+            if run.kind == "scheduled":
                 # Never backwards: the scheduler may already have marked later empty windows.
-                moves["last_window_end"] = max(window_end, runs.last_window_end(conn, export["id"]))
-            catalog.update_export(conn, export["id"], moves)
+                moves["last_window_end"] = max(window_end, runs.last_window_end(conn, export.id))
+            catalog.update_export(conn, export.id, moves)
     return result
 
 
-def _fix_range(ctx: RunContext, export: dict[str, Any], run: dict[str, Any]) -> tuple[int, int]:
+def _fix_range(ctx: RunContext, export: Export, run: Run) -> tuple[int, int]:
     """The run's sequence range: chosen once, at its first attempt, then reused."""
-    if run["seq_from"] is not None:
-        return int(run["seq_from"]), int(run["seq_to"])
+    if run.seq_from is not None and run.seq_to is not None:
+        return int(run.seq_from), int(run.seq_to)
     with write(ctx.engine) as conn:
-        if run["kind"] == "backfill":
-            seq_from, seq_to = 0, int(export["start_seq"])
+        if run.kind == "backfill":
+            seq_from, seq_to = 0, export.start_seq
         else:
-            seq_from = int(export["cursor_seq"])
-            if run["kind"] == "scheduled":
-                seq_to = runs.high_water_before(conn, run["window_end"] * 1000)
+            seq_from = export.cursor_seq
+            if run.kind == "scheduled":
+                seq_to = runs.high_water_before(conn, run.window_end * 1000)
             else:
                 seq_to = runs.high_water_now(conn)
             seq_to = max(seq_from, seq_to)
         ctx.lease.fence(conn)
-        runs.update_run(conn, run["id"], {"seq_from": seq_from, "seq_to": seq_to})
-    run["seq_from"], run["seq_to"] = seq_from, seq_to
+        runs.update_run(conn, run.id, {"seq_from": seq_from, "seq_to": seq_to})
     return seq_from, seq_to
 
 
 def _write_files(
     ctx: RunContext,
     reads: Connection,
-    settings: dict[str, Any],
+    settings: RunSettings,
     base: str,
     window_end: int,
     seq_from: int,
@@ -242,9 +214,9 @@ def _write_files(
     *,
     split: bool,
 ) -> list[dict[str, Any]]:
-    spec = FileSpec(settings["format"], settings["compression"], settings.get("pgp_public_key"))
-    selection = Selection(settings["user_attributes"], settings["device_attributes"])
-    limit = settings["max_file_bytes"]
+    spec = FileSpec.of(settings.export)
+    selection = Selection.of(settings.export)
+    limit = settings.export.max_file_bytes
     overhead = len(RecordFrame.for_run(ctx.app_name, ctx.db_name, window_end).head) + 30
     files: list[dict[str, Any]] = []
     current: dict[str, Any] | None = None

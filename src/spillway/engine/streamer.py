@@ -23,7 +23,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 from spillway import metrics
 from spillway.destinations.base import DestinationError, RecordStream, StreamRecord
@@ -31,10 +31,11 @@ from spillway.engine import retry
 from spillway.engine.loop import DeliveryLoop
 from spillway.engine.records import Selection
 from spillway.engine.status import destination_gone, destination_works, internal_error
-from spillway.engine.stream_records import StreamRecordEncoder
+from spillway.engine.stream_records import RecordFormat, StreamRecordEncoder
+from spillway.engine.targets import open_target
 from spillway.errors import TerminalError, TransientError
-from spillway.services import destinations as destination_service
-from spillway.store import catalog, runs, streams
+from spillway.model import Destination, Export, StreamState
+from spillway.store import catalog, leases, runs, streams
 from spillway.store.db import now_ms, write
 from spillway.store.projects import project_by_id
 from spillway.store.streams import StoredEvent
@@ -122,21 +123,21 @@ class StreamDelivery(DeliveryLoop):
     def pass_once(self, budget_seconds: float = 2.0) -> int:
         """One pass over the stream exports; returns the records acknowledged."""
         with self.engine.connect() as conn:
-            exports = [e for e in runs.live_exports(conn) if e["frequency"] == "stream"]
+            exports = [e for e in runs.live_exports(conn) if e.is_stream]
         sent = 0
         now = now_ms()
         for export in exports:
-            if export["next_attempt_at"] and export["next_attempt_at"] > now:
+            if export.next_attempt_at and export.next_attempt_at > now:
                 continue
             try:
-                sent += self.serve_export(export["id"], time.monotonic() + budget_seconds)
+                sent += self.serve_export(export.id, time.monotonic() + budget_seconds)
             except Exception as exc:  # one stream's trouble is that stream's alone
-                log.exception("export %s: the stream pass failed; the others go on", export["id"])
+                log.exception("export %s: the stream pass failed; the others go on", export.id)
                 try:
-                    self._failed(dict(export), internal_error(exc), terminal=False, failing=True)
+                    self._failed(export, internal_error(exc), terminal=False, failing=True)
                 except Exception:  # the database itself is failing: the log is all there is
-                    log.exception("export %s: could not record its failure", export["id"])
-        metrics.keep_stream_lag({export["id"] for export in exports})
+                    log.exception("export %s: could not record its failure", export.id)
+        metrics.keep_stream_lag({export.id for export in exports})
         return sent
 
     def serve_export(self, export_id: str, deadline: float) -> int:
@@ -149,16 +150,16 @@ class StreamDelivery(DeliveryLoop):
     def _serve(self, export_id: str, deadline: float) -> int:
         with self.engine.connect() as conn:
             export = catalog.export_by_id(conn, export_id)
-            if export is None or export["status"] == "disabled":
+            if export is None or export.status == "disabled":
                 return 0
-            destination = catalog.destination_by_id(conn, export["destination_id"])
-            project = project_by_id(conn, export["project_id"])
+            destination = catalog.destination_by_id(conn, export.destination_id)
+            project = project_by_id(conn, export.project_id)
         if destination is None:
             # Deleted (the export was disabled then, and enabled again behind the API's back).
             self._failed(export, destination_gone(self.engine, export), terminal=True)
             return 0
         if project is None:
-            self._failed(export, f"project {export['project_id']} no longer exists", True)
+            self._failed(export, f"project {export.project_id} no longer exists", True)
             return 0
         try:
             stream = self._stream(destination)
@@ -167,45 +168,46 @@ class StreamDelivery(DeliveryLoop):
             self._failed(export, reason, terminal=True)
             return 0
         if not isinstance(stream, RecordStream):
-            self._failed(export, f"destination {destination['name']!r} is not a stream", True)
+            self._failed(export, f"destination {destination.name!r} is not a stream", True)
             return 0
-        settings = export["settings"]
         encoder = StreamRecordEncoder(
-            settings.get("record_format", "spillway"),
+            cast(RecordFormat, export.settings.record_format),
             project.name,
             project.app_id,
-            Selection(settings["user_attributes"], settings["device_attributes"]),
+            Selection.of(export.settings),
         )
+        # Where the cursor is, as the pass moves it: the lag it leaves is measured from there.
+        position = _Position(export.cursor_seq)
         try:
-            sent = self._drain(export, stream, encoder, deadline)
-            self._observe_lag(export)
-        except runs.LeaseLost:
+            sent = self._drain(export, stream, encoder, deadline, position)
+            self._observe_lag(export, position.cursor)
+        except leases.LeaseLost:
             log.warning("export %s: lease lost, another worker continues", export_id)
             return 0
         except TerminalError as exc:
-            self._forget(destination["id"])
+            self._forget(destination.id)
             reason = self._refused(destination, export, exc)
-            self._failed(export, reason, terminal=True)
+            self._failed(export, reason, terminal=True, cursor=position.cursor)
             return 0
         except TransientError as exc:
-            self._failed(export, str(exc), terminal=False)
+            self._failed(export, str(exc), terminal=False, cursor=position.cursor)
             return 0
         if sent:
             destination_works(self.engine, destination, export)
-        if export["status"] == "failing" or export["status_reason"]:
+        if export.status == "failing" or export.status_reason:
             self._set_state(export, "active", None)
         return sent
 
-    def _stream(self, destination: dict[str, Any]) -> Any:
+    def _stream(self, destination: Destination) -> Any:
         """The destination's client, kept across passes while its settings stay the same
         (building one loads the SDK's service model: far more work than a batch)."""
-        version = (destination["updated_at"], destination["credentials_version"])
-        cached = self._streams.get(destination["id"])
+        version = (destination.updated_at, destination.credentials_version)
+        cached = self._streams.get(destination.id)
         if cached is not None and cached[0] == version:
             return cached[1]
-        self._forget(destination["id"])
-        stream = destination_service.open_store(self.engine, self.box, destination)
-        self._streams[destination["id"]] = (version, stream)
+        self._forget(destination.id)
+        stream = open_target(self.engine, self.box, destination)
+        self._streams[destination.id] = (version, stream)
         return stream
 
     def _forget(self, destination_id: str) -> None:
@@ -220,22 +222,25 @@ class StreamDelivery(DeliveryLoop):
 
     def _drain(
         self,
-        export: dict[str, Any],
+        export: Export,
         stream: RecordStream,
         encoder: StreamRecordEncoder,
         deadline: float,
+        position: _Position,
     ) -> int:
-        export_id = export["id"]
-        names = _names(export)
+        """Send what waits after the cursor until ``deadline``; ``position`` follows the cursor
+        as each batch commits. Returns the records acknowledged."""
+        export_id = export.id
+        names = export.settings.event_names
         with self.engine.connect() as conn:
             state = streams.state(conn, export_id)
-        cursor = int(export["cursor_seq"])
-        if state["inflight_to"] > cursor:
+        cursor = position.cursor
+        if state.inflight_to > cursor:
             # The last process stopped with a batch unacknowledged: it goes again, and some of
             # it may already be in the stream. Say how many at most, once.
             with self.engine.connect() as conn:
                 again = streams.count_between(
-                    conn, export["project_id"], cursor, state["inflight_to"], names
+                    conn, export.project_id, cursor, state.inflight_to, names
                 )
             if again:
                 log.warning(
@@ -244,23 +249,23 @@ class StreamDelivery(DeliveryLoop):
                     export_id,
                     again,
                 )
-                state["redelivered"] += again
+                state = state.but(redelivered=state.redelivered + again)
                 metrics.STREAM_REDELIVERED.labels(export_id).inc(again)
-            state["inflight_to"] = cursor
+            state = state.but(inflight_to=cursor)
             self._commit(export_id, cursor, state, [])
         sent = 0
         while time.monotonic() < deadline:
             with self.engine.connect() as conn:
                 rows, scanned = streams.rows_after(
-                    conn, export["project_id"], cursor, self.fetch_rows, names
+                    conn, export.project_id, cursor, self.fetch_rows, names
                 )
             if not rows:
                 if scanned > cursor:
                     # Only events this export does not take, up to the high-water mark: the
                     # cursor moves past them, so lag and the next scan start after them.
-                    state["inflight_to"] = scanned
+                    state = state.but(inflight_to=scanned)
                     self._commit(export_id, scanned, state, [])
-                    cursor = export["cursor_seq"] = scanned
+                    cursor = position.cursor = scanned
                 break
             limits = stream.limits
             waited = now_ms() - rows[0].received_at
@@ -268,7 +273,7 @@ class StreamDelivery(DeliveryLoop):
                 self.sleep((self.linger_ms - waited) / 1000)  # let the batch fill a little
                 continue
             batch, start = _pack_scanned(stream, encoder, rows, 0, scanned)
-            state["inflight_to"] = batch.through
+            state = state.but(inflight_to=batch.through)
             self._commit(export_id, cursor, state, [])
             while True:
                 progress = _Progress()
@@ -278,22 +283,24 @@ class StreamDelivery(DeliveryLoop):
                     if not progress.acknowledged:
                         # Refused whole (bad credentials, a missing stream): none of this batch
                         # reached the stream, so none of it can arrive twice.
-                        state["inflight_to"] = cursor
-                        with contextlib.suppress(runs.LeaseLost):
+                        state = state.but(inflight_to=cursor)
+                        with contextlib.suppress(leases.LeaseLost):
                             self._commit(export_id, cursor, state, [])
                     raise
                 cursor = batch.through
-                state["records_sent"] += len(batch.records)
-                state["records_retried"] += retried
-                state["dead_lettered"] += len(batch.dead)
-                state["last_sent_at"] = now_ms()
                 upcoming = None
                 if start < len(rows) and time.monotonic() < deadline:
                     upcoming, start = _pack_scanned(stream, encoder, rows, start, scanned)
                 # One commit acknowledges this batch and marks the next one in flight.
-                state["inflight_to"] = upcoming.through if upcoming else cursor
+                state = state.but(
+                    records_sent=state.records_sent + len(batch.records),
+                    records_retried=state.records_retried + retried,
+                    dead_lettered=state.dead_lettered + len(batch.dead),
+                    last_sent_at=now_ms(),
+                    inflight_to=upcoming.through if upcoming else cursor,
+                )
                 self._commit(export_id, cursor, state, batch.dead)
-                export["cursor_seq"] = cursor
+                position.cursor = cursor
                 self._count(export_id, batch)
                 sent += len(batch.records)
                 if upcoming is None:
@@ -371,7 +378,7 @@ class StreamDelivery(DeliveryLoop):
         self,
         export_id: str,
         cursor: int,
-        state: dict[str, Any],
+        state: StreamState,
         dead: list[tuple[StoredEvent, int, str]],
     ) -> None:
         """Move the cursor and counters, renewing the lease; LeaseLost if it was taken."""
@@ -382,36 +389,43 @@ class StreamDelivery(DeliveryLoop):
             streams.save_state(conn, state)
             catalog.update_export(conn, export_id, {"cursor_seq": cursor})
 
-    def _observe_lag(self, export: dict[str, Any]) -> None:
-        """Lag gauges from the cursor this pass left (``_drain`` keeps it current)."""
+    def _observe_lag(self, export: Export, cursor: int) -> None:
+        """Lag gauges from the cursor this pass left."""
         with self.engine.connect() as conn:
             lag = streams.lag(
-                conn, export["project_id"], int(export["cursor_seq"]), now_ms(), _names(export)
+                conn, export.project_id, cursor, now_ms(), export.settings.event_names
             )
-        metrics.set_stream_lag(export["id"], lag["events"], lag["seconds"])
+        metrics.set_stream_lag(export.id, lag["events"], lag["seconds"])
 
     def _failed(
-        self, export: dict[str, Any], error: str, terminal: bool, *, failing: bool = False
+        self,
+        export: Export,
+        error: str,
+        terminal: bool,
+        *,
+        failing: bool = False,
+        cursor: int | None = None,
     ) -> None:
         """A pass over the export failed: the reason, a back-off, and (terminal, or
-        ``failing``: an error nobody foresaw) the export turns ``failing``."""
-        metrics.count_run(export["id"], "failed")
+        ``failing``: an error nobody foresaw) the export turns ``failing``. ``cursor``: where
+        the pass left it, when it moved it."""
+        metrics.count_run(export.id, "failed")
         delay = retry.STREAM.delay_ms(1, terminal=terminal)
         with write(self.engine) as conn:
             catalog.update_export(
                 conn,
-                export["id"],
+                export.id,
                 {"next_attempt_at": now_ms() + delay, "status_reason": error},
             )
         log.warning(
             "export %s: %s error, retrying in %ds: %s",
-            export["id"],
+            export.id,
             "terminal" if terminal else "transient",
             delay // 1000,
             error,
         )
-        self._observe_lag(export)
-        if (terminal or failing) and export["status"] != "failing":
+        self._observe_lag(export, export.cursor_seq if cursor is None else cursor)
+        if (terminal or failing) and export.status != "failing":
             self._set_state(export, "failing", error)
 
 
@@ -422,10 +436,11 @@ class _Progress:
     acknowledged: int = 0
 
 
-def _names(export: dict[str, Any]) -> list[str] | None:
-    """The event names a stream export takes (None: all of them)."""
-    events = export["settings"]["events"]
-    return None if events == "all" else list(events)
+@dataclass
+class _Position:
+    """A stream export's cursor as a pass moves it."""
+
+    cursor: int
 
 
 def _pack_scanned(

@@ -28,12 +28,12 @@ import threading
 import time
 from collections import deque
 from dataclasses import dataclass
-from typing import Any
 from urllib.parse import urlsplit
 
 import orjson
 
 from spillway import netpolicy
+from spillway.model import Export
 
 log = logging.getLogger(__name__)
 ANSWER_LIMIT = 64 * 1024  # bytes of an answer read (and dropped) before closing
@@ -220,21 +220,21 @@ def sender() -> WebhookSender:
         return _sender
 
 
-def notify(export: dict[str, Any], status: str, reason: str | None) -> None:
+def notify(export: Export, status: str, reason: str | None) -> None:
     """Queue a POST of the new state to the export's webhook_url, if it has one.
 
     Returns at once and never raises: the call goes out from the background thread.
     """
-    url = (export.get("settings") or {}).get("webhook_url")
+    url = export.settings.webhook_url
     if not url:
         return
     body = {
-        "export_id": export["id"],
-        "export_name": export["name"],
+        "export_id": export.id,
+        "export_name": export.name,
         "status": status,
         "reason": reason,
     }
-    sender().submit(Call(str(export["id"]), str(url), orjson.dumps(body)))
+    sender().submit(Call(export.id, url, orjson.dumps(body)))
 
 
 def flush(timeout: float) -> bool:

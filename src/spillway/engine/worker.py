@@ -70,7 +70,7 @@ class Worker:
         for export in exports:
             with self.engine.connect() as conn:
                 lost, through = undelivered_before(
-                    conn, export["project_id"], int(export["cursor_seq"]), cutoff
+                    conn, export.project_id, export.cursor_seq, cutoff
                 )
             if not lost:
                 continue
@@ -79,16 +79,16 @@ class Worker:
                 f"{self.retention_days}-day retention and were removed before this export "
                 "delivered them"
             )
-            log.error("export %s: %s", export["id"], reason)
-            metrics.EXPORT_GAP_EVENTS.labels(export["id"]).inc(lost)
+            log.error("export %s: %s", export.id, reason)
+            metrics.EXPORT_GAP_EVENTS.labels(export.id).inc(lost)
             with write(self.engine) as conn:
-                catalog.update_export(conn, export["id"], {"status_reason": reason})
+                catalog.update_export(conn, export.id, {"status_reason": reason})
                 record_audit(
                     conn,
                     actor="worker",
                     action="export.retention_gap",
-                    project_id=export["project_id"],
-                    target=export["id"],
+                    project_id=export.project_id,
+                    target=export.id,
                     detail={"events": lost, "through_seq": through},
                 )
 

@@ -13,8 +13,9 @@ from sqlalchemy.engine import Engine
 
 from spillway import text
 from spillway.errors import Conflict, Forbidden, Invalid, Malformed, NotFound, Unauthorized
+from spillway.model import Project
 from spillway.secrets import SecretBox
-from spillway.store import projects as q
+from spillway.store import projects
 from spillway.store.db import write
 
 _KEY_ALPHABET = string.ascii_uppercase + string.digits
@@ -83,7 +84,7 @@ def hash_secret(secret: str) -> str:
     return hashlib.sha256(secret.encode()).hexdigest()
 
 
-def create_project(engine: Engine, name: str) -> q.ProjectRow:
+def create_project(engine: Engine, name: str) -> Project:
     """Create a project with a fresh public id and External ID."""
     name = name.strip()
     if not name or len(name) > 200:
@@ -92,15 +93,15 @@ def create_project(engine: Engine, name: str) -> q.ProjectRow:
     if reason is not None:
         raise Invalid("project name", reason)
     with write(engine) as conn:
-        if q.project_by_name(conn, name) is not None:
+        if projects.project_by_name(conn, name) is not None:
             raise Conflict(f"a project named {name!r} already exists")
-        row = q.insert_project(
+        row = projects.insert_project(
             conn,
             app_id=secrets.token_hex(16),
             name=name,
             external_id="spw-" + secrets.token_hex(12),
         )
-        q.record_audit(
+        projects.record_audit(
             conn,
             actor="cli",
             action="project.create",
@@ -118,10 +119,10 @@ def create_key(
     key_id = "SPW" + "".join(secrets.choice(_KEY_ALPHABET) for _ in range(17))
     secret = secrets.token_urlsafe(30)  # 40 characters, no '.' so the token splits cleanly
     with write(engine) as conn:
-        project = q.project_by_ref(conn, project_ref)
+        project = projects.project_by_ref(conn, project_ref)
         if project is None:
             raise NotFound(f"no project named or with id {project_ref!r}")
-        q.insert_key(
+        projects.insert_key(
             conn,
             key_id=key_id,
             project_id=project.id,
@@ -130,7 +131,7 @@ def create_key(
             secret_sealed=box.seal(secret.encode(), context=key_id.encode()),
             name=name,
         )
-        q.record_audit(
+        projects.record_audit(
             conn,
             actor="cli",
             action="key.create",
@@ -141,47 +142,44 @@ def create_key(
     return IssuedKey(project.app_id, project.name, key_id, secret, scope)
 
 
-AuthError = Unauthorized  # the names this module's callers used
-ForbiddenError = Forbidden
-
 
 def parse_bearer(header: str | None) -> tuple[str, str]:
-    """The key id and secret of an ``Authorization`` header, or :class:`AuthError` (no I/O)."""
+    """The key id and secret of an ``Authorization`` header, or :class:`Unauthorized` (no I/O)."""
     if not header:
-        raise AuthError(
+        raise Unauthorized(
             "missing Authorization header; send 'Authorization: Bearer <key_id>.<secret>'"
         )
     kind, _, token = header.partition(" ")
     if kind.lower() != "bearer" or not token.strip():
-        raise AuthError("Authorization must be 'Bearer <key_id>.<secret>'")
+        raise Unauthorized("Authorization must be 'Bearer <key_id>.<secret>'")
     key_id, dot, secret = token.strip().partition(".")
     if not dot or not key_id or not secret:
-        raise AuthError("malformed bearer token; expected '<key_id>.<secret>'")
+        raise Unauthorized("malformed bearer token; expected '<key_id>.<secret>'")
     return key_id, secret
 
 
 def verify(engine: Engine, key_id: str, secret: str) -> Principal:
-    """Look the key up and check its secret (one indexed query), or :class:`AuthError`."""
+    """Look the key up and check its secret (one indexed query), or :class:`Unauthorized`."""
     with engine.connect() as conn:
-        row = q.key_by_id(conn, key_id)
+        row = projects.key_by_id(conn, key_id)
     if row is None or not hmac.compare_digest(row.secret_hash, hash_secret(secret)):
-        raise AuthError("invalid integration key: unknown key id or wrong secret")
+        raise Unauthorized("invalid integration key: unknown key id or wrong secret")
     if row.revoked_at is not None:
-        raise AuthError(f"integration key {key_id} has been revoked")
+        raise Unauthorized(f"integration key {key_id} has been revoked")
     return Principal(row.key_id, row.project_id, Scope(row.scope))
 
 
 def authenticate(engine: Engine, header: str | None) -> Principal:
-    """Turn an ``Authorization`` header into a principal, or raise :class:`AuthError`."""
+    """Turn an ``Authorization`` header into a principal, or raise :class:`Unauthorized`."""
     key_id, secret = parse_bearer(header)
     return verify(engine, key_id, secret)
 
 
 def require(principal: Principal, needed: Scope) -> None:
-    """Raise :class:`ForbiddenError` unless the principal's scope grants ``needed``."""
+    """Raise :class:`Forbidden` unless the principal's scope grants ``needed``."""
     if not principal.scope.allows(needed):
         enough = ", ".join(f"'{scope}'" for scope in Scope if scope.allows(needed))
-        raise ForbiddenError(
+        raise Forbidden(
             f"integration key {principal.key_id} has scope '{principal.scope}', "
             f"this call needs '{needed}' (granted to {enough} keys)"
         )

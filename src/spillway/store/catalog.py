@@ -9,6 +9,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 
 from spillway.errors import Conflict
+from spillway.model import Destination, Export
 from spillway.store.db import now_ms, unique_violation
 from spillway.store.schema import destinations, exports
 
@@ -35,7 +36,7 @@ def insert_destination(conn: Connection, values: dict[str, Any]) -> None:
         raise
 
 
-def destination(conn: Connection, project_id: int, destination_id: str) -> dict[str, Any] | None:
+def destination(conn: Connection, project_id: int, destination_id: str) -> Destination | None:
     """A live destination of the project, or None."""
     row = conn.execute(
         sa.select(destinations).where(
@@ -44,10 +45,10 @@ def destination(conn: Connection, project_id: int, destination_id: str) -> dict[
             destinations.c.deleted_at.is_(None),
         )
     ).first()
-    return None if row is None else dict(row._mapping)
+    return None if row is None else Destination.from_row(row)
 
 
-def destination_by_name(conn: Connection, project_id: int, name: str) -> dict[str, Any] | None:
+def destination_by_name(conn: Connection, project_id: int, name: str) -> Destination | None:
     """A live destination of the project with this name."""
     row = conn.execute(
         sa.select(destinations).where(
@@ -56,17 +57,17 @@ def destination_by_name(conn: Connection, project_id: int, name: str) -> dict[st
             destinations.c.deleted_at.is_(None),
         )
     ).first()
-    return None if row is None else dict(row._mapping)
+    return None if row is None else Destination.from_row(row)
 
 
-def list_destinations(conn: Connection, project_id: int) -> list[dict[str, Any]]:
+def list_destinations(conn: Connection, project_id: int) -> list[Destination]:
     """The project's live destinations, oldest first."""
     rows = conn.execute(
         sa.select(destinations)
         .where(destinations.c.project_id == project_id, destinations.c.deleted_at.is_(None))
         .order_by(destinations.c.created_at, destinations.c.id)
     )
-    return [dict(row._mapping) for row in rows]
+    return [Destination.from_row(row) for row in rows]
 
 
 def update_destination(conn: Connection, destination_id: str, values: dict[str, Any]) -> None:
@@ -93,14 +94,14 @@ def delete_destination(conn: Connection, destination_id: str) -> None:
     )
 
 
-def exports_using(conn: Connection, destination_id: str) -> list[dict[str, Any]]:
+def exports_using(conn: Connection, destination_id: str) -> list[Export]:
     """Live exports writing to a destination."""
     rows = conn.execute(
         sa.select(exports).where(
             exports.c.destination_id == destination_id, exports.c.deleted_at.is_(None)
         )
     )
-    return [dict(row._mapping) for row in rows]
+    return [Export.from_row(row) for row in rows]
 
 
 def disable_exports(conn: Connection, ids: list[str], reason: str) -> None:
@@ -133,7 +134,7 @@ def insert_export(conn: Connection, values: dict[str, Any]) -> None:
         raise
 
 
-def export(conn: Connection, project_id: int, export_id: str) -> dict[str, Any] | None:
+def export(conn: Connection, project_id: int, export_id: str) -> Export | None:
     """A live export of the project, or None."""
     row = conn.execute(
         sa.select(exports).where(
@@ -142,49 +143,49 @@ def export(conn: Connection, project_id: int, export_id: str) -> dict[str, Any] 
             exports.c.deleted_at.is_(None),
         )
     ).first()
-    return None if row is None else dict(row._mapping)
+    return None if row is None else Export.from_row(row)
 
 
-def export_with_history(conn: Connection, project_id: int, export_id: str) -> dict[str, Any] | None:
+def export_with_history(conn: Connection, project_id: int, export_id: str) -> Export | None:
     """An export of the project, live or deleted (a deleted one keeps its run history)."""
     row = conn.execute(
         sa.select(exports).where(exports.c.id == export_id, exports.c.project_id == project_id)
     ).first()
-    return None if row is None else dict(row._mapping)
+    return None if row is None else Export.from_row(row)
 
 
-def export_by_id(conn: Connection, export_id: str) -> dict[str, Any] | None:
+def export_by_id(conn: Connection, export_id: str) -> Export | None:
     """Any live export by id (for the worker, which serves every project)."""
     row = conn.execute(
         sa.select(exports).where(exports.c.id == export_id, exports.c.deleted_at.is_(None))
     ).first()
-    return None if row is None else dict(row._mapping)
+    return None if row is None else Export.from_row(row)
 
 
-def destination_by_id(conn: Connection, destination_id: str) -> dict[str, Any] | None:
+def destination_by_id(conn: Connection, destination_id: str) -> Destination | None:
     """A live destination by id, whatever its project."""
     row = conn.execute(
         sa.select(destinations).where(
             destinations.c.id == destination_id, destinations.c.deleted_at.is_(None)
         )
     ).first()
-    return None if row is None else dict(row._mapping)
+    return None if row is None else Destination.from_row(row)
 
 
-def destination_with_history(conn: Connection, destination_id: str) -> dict[str, Any] | None:
+def destination_with_history(conn: Connection, destination_id: str) -> Destination | None:
     """A destination by id, live or deleted (to say what became of an export's destination)."""
     row = conn.execute(sa.select(destinations).where(destinations.c.id == destination_id)).first()
-    return None if row is None else dict(row._mapping)
+    return None if row is None else Destination.from_row(row)
 
 
-def list_exports(conn: Connection, project_id: int) -> list[dict[str, Any]]:
+def list_exports(conn: Connection, project_id: int) -> list[Export]:
     """The project's live exports."""
     rows = conn.execute(
         sa.select(exports)
         .where(exports.c.project_id == project_id, exports.c.deleted_at.is_(None))
         .order_by(exports.c.created_at, exports.c.id)
     )
-    return [dict(row._mapping) for row in rows]
+    return [Export.from_row(row) for row in rows]
 
 
 def update_export(conn: Connection, export_id: str, values: dict[str, Any]) -> None:

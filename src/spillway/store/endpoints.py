@@ -69,6 +69,40 @@ def save_endpoint(conn: Connection, project_id: int, record: dict[str, Any], exi
         )
 
 
+def save_endpoints(
+    conn: Connection, project_id: int, new: list[dict[str, Any]], changed: list[dict[str, Any]]
+) -> None:
+    """Insert ``new`` and replace ``changed`` (already-merged records), each group as one
+    statement executed for many rows (an import job stores hundreds per transaction)."""
+    if new:
+        conn.execute(
+            endpoints.insert(),
+            [
+                {"project_id": project_id, "endpoint_id": r["endpoint_id"]}
+                | {name: r.get(name) for name in _FIELDS}
+                for r in new
+            ],
+        )
+    if changed:
+        names = [name for name in _FIELDS if name != "created_at"]
+        statement = (
+            endpoints.update()
+            .where(
+                endpoints.c.project_id == sa.bindparam("b_project_id"),
+                endpoints.c.endpoint_id == sa.bindparam("b_endpoint_id"),
+            )
+            .values({name: sa.bindparam(f"b_{name}") for name in names})
+        )
+        conn.execute(
+            statement,
+            [
+                {"b_project_id": project_id, "b_endpoint_id": r["endpoint_id"]}
+                | {f"b_{name}": r.get(name) for name in names}
+                for r in changed
+            ],
+        )
+
+
 def delete_endpoint(conn: Connection, project_id: int, endpoint_id: str) -> bool:
     """Remove one endpoint; True when it existed."""
     result = conn.execute(

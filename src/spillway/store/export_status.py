@@ -25,12 +25,24 @@ RUN_FIELDS = ("id", "kind", "status", "events", "error", "finished_at")
 
 
 @dataclass(frozen=True, slots=True)
+class LastRun:
+    """What an export's answer shows of one of its runs (the columns RUN_FIELDS)."""
+
+    id: str
+    kind: str
+    status: str
+    events: int
+    error: str | None
+    finished_at: int | None  # epoch ms
+
+
+@dataclass(frozen=True, slots=True)
 class Progress:
     """One file export's runs at a glance."""
 
     # The run in progress or failed (retried at the export's next_attempt_at), else the last
-    # one that succeeded; None before the first attempt. Keys: RUN_FIELDS.
-    last_run: dict[str, Any] | None
+    # one that succeeded; None before the first attempt.
+    last_run: LastRun | None
     last_success_at: int | None  # epoch ms: finished_at of the last run that succeeded
     waiting_since: int | None  # epoch ms: created_at of the oldest run not yet delivered
 
@@ -84,16 +96,16 @@ def progress(conn: Connection, export_ids: Sequence[str]) -> dict[str, Progress]
         done_run = _run(row, "done_")
         found[row["export_id"]] = Progress(
             last_run=opened_run or done_run,
-            last_success_at=None if done_run is None else done_run["finished_at"],
+            last_success_at=None if done_run is None else done_run.finished_at,
             waiting_since=row["waiting_since"],
         )
     return found
 
 
-def _run(row: Any, prefix: str) -> dict[str, Any] | None:
+def _run(row: Any, prefix: str) -> LastRun | None:
     if row[f"{prefix}id"] is None:
         return None
-    return {name: row[f"{prefix}{name}"] for name in RUN_FIELDS}
+    return LastRun(*(row[f"{prefix}{name}"] for name in RUN_FIELDS))
 
 
 def folders(conn: Connection, destination_ids: Sequence[str]) -> dict[str, str]:

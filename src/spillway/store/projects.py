@@ -2,39 +2,17 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from spillway.model import Key, Project
 from spillway.store.db import now_ms
 from spillway.store.schema import audit_log, integration_keys, projects
 
 
-@dataclass(frozen=True, slots=True)
-class ProjectRow:
-    """A project as stored."""
-
-    id: int
-    app_id: str
-    name: str
-    external_id: str
-    created_at: int
-
-
-@dataclass(frozen=True, slots=True)
-class KeyRow:
-    """An integration key as stored; the secret itself is never loaded here."""
-
-    key_id: str
-    project_id: int
-    scope: str
-    secret_hash: str
-    revoked_at: int | None
-
-
-def insert_project(conn: Connection, *, app_id: str, name: str, external_id: str) -> ProjectRow:
+def insert_project(conn: Connection, *, app_id: str, name: str, external_id: str) -> Project:
     """Create a project; the caller generates the public ids."""
     created = now_ms()
     result = conn.execute(
@@ -44,11 +22,11 @@ def insert_project(conn: Connection, *, app_id: str, name: str, external_id: str
     )
     (project_id,) = result.inserted_primary_key or (None,)
     assert project_id is not None
-    return ProjectRow(int(project_id), app_id, name, external_id, created)
+    return Project(int(project_id), app_id, name, external_id, created)
 
 
-def _project(row: sa.Row[Any] | None) -> ProjectRow | None:
-    return None if row is None else ProjectRow(**row._mapping)
+def _project(row: sa.Row[Any] | None) -> Project | None:
+    return None if row is None else Project.from_row(row)
 
 
 def _columns() -> list[sa.Column[Any]]:
@@ -61,27 +39,27 @@ def _columns() -> list[sa.Column[Any]]:
     ]
 
 
-def project_by_name(conn: Connection, name: str) -> ProjectRow | None:
+def project_by_name(conn: Connection, name: str) -> Project | None:
     """The project called ``name``."""
     return _project(conn.execute(sa.select(*_columns()).where(projects.c.name == name)).first())
 
 
-def project_by_ref(conn: Connection, ref: str) -> ProjectRow | None:
+def project_by_ref(conn: Connection, ref: str) -> Project | None:
     """A project by its public id or by its name, whichever matches."""
     query = sa.select(*_columns()).where(sa.or_(projects.c.app_id == ref, projects.c.name == ref))
     return _project(conn.execute(query).first())
 
 
-def project_by_id(conn: Connection, project_id: int) -> ProjectRow | None:
+def project_by_id(conn: Connection, project_id: int) -> Project | None:
     """A project by its internal id."""
     query = sa.select(*_columns()).where(projects.c.id == project_id)
     return _project(conn.execute(query).first())
 
 
-def list_projects(conn: Connection) -> list[ProjectRow]:
+def list_projects(conn: Connection) -> list[Project]:
     """Every project, oldest first."""
     rows = conn.execute(sa.select(*_columns()).order_by(projects.c.id)).all()
-    return [ProjectRow(**row._mapping) for row in rows]
+    return [Project.from_row(row) for row in rows]
 
 
 def insert_key(
@@ -108,7 +86,7 @@ def insert_key(
     )
 
 
-def key_by_id(conn: Connection, key_id: str) -> KeyRow | None:
+def key_by_id(conn: Connection, key_id: str) -> Key | None:
     """The key with this id, revoked or not."""
     row = conn.execute(
         sa.select(
@@ -119,14 +97,16 @@ def key_by_id(conn: Connection, key_id: str) -> KeyRow | None:
             integration_keys.c.revoked_at,
         ).where(integration_keys.c.key_id == key_id)
     ).first()
-    return None if row is None else KeyRow(**row._mapping)
+    return None if row is None else Key.from_row(row)
 
 
-def list_keys(conn: Connection, project_id: int) -> list[dict[str, Any]]:
-    """A project's keys, oldest first: what identifies them, never the secret or its hash."""
+def list_keys(conn: Connection, project_id: int) -> list[Key]:
+    """A project's keys, oldest first: what identifies them, never the secret or its hash
+    (``secret_hash`` is left empty)."""
     rows = conn.execute(
         sa.select(
             integration_keys.c.key_id,
+            integration_keys.c.project_id,
             integration_keys.c.scope,
             integration_keys.c.name,
             integration_keys.c.created_at,
@@ -134,8 +114,8 @@ def list_keys(conn: Connection, project_id: int) -> list[dict[str, Any]]:
         )
         .where(integration_keys.c.project_id == project_id)
         .order_by(integration_keys.c.created_at, integration_keys.c.key_id)
-    ).mappings()
-    return [{str(k): v for k, v in row.items()} for row in rows]
+    )
+    return [Key.from_row(row) for row in rows]
 
 
 def revoke_key(conn: Connection, key_id: str) -> bool:

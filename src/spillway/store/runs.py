@@ -1,4 +1,5 @@
-"""Named queries for export runs, export leases and reading events for a run."""
+"""Named queries for export runs, export leases (``store/leases.py`` on the exports table) and
+reading events for a run."""
 
 from __future__ import annotations
 
@@ -8,77 +9,45 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from spillway.model import Export, Run, RunSettings
+from spillway.store import leases
 from spillway.store.db import now_ms
 from spillway.store.schema import events, exports, runs
 
 ACTIVE_STATES = ("queued", "running", "failed")
 
 
-class LeaseLost(Exception):
-    """Another worker holds this export now; this worker must not commit."""
-
-
-def live_exports(conn: Connection) -> list[dict[str, Any]]:
+def live_exports(conn: Connection) -> list[Export]:
     """Exports the scheduler looks after (not disabled, not deleted)."""
     rows = conn.execute(
         sa.select(exports).where(exports.c.deleted_at.is_(None), exports.c.status != "disabled")
     )
-    return [dict(row._mapping) for row in rows]
+    return [Export.from_row(row) for row in rows]
 
 
 def claim(conn: Connection, export_id: str, owner: str, now: int, ttl_ms: int) -> bool:
-    """Take (or renew) the export's lease; True when this owner holds it now.
-
-    One UPDATE decides: on PostgreSQL the row lock makes exactly one contender win.
-    """
-    result = conn.execute(
-        exports.update()
-        .where(
-            exports.c.id == export_id,
-            sa.or_(
-                exports.c.lease_until.is_(None),
-                exports.c.lease_until < now,
-                exports.c.lease_owner == owner,
-            ),
-        )
-        .values(lease_owner=owner, lease_until=now + ttl_ms)
-    )
-    return result.rowcount == 1
+    """Take (or renew) the export's lease; True when this owner holds it now."""
+    return leases.claim(conn, exports, export_id, owner, now, ttl_ms)
 
 
 def renew(conn: Connection, export_id: str, owner: str, now: int, ttl_ms: int) -> bool:
-    """Extend a lease this owner still holds; False once another worker took it over, even if
-    that worker has released it since (then it may have delivered what this one is writing)."""
-    result = conn.execute(
-        exports.update()
-        .where(exports.c.id == export_id, exports.c.lease_owner == owner)
-        .values(lease_until=now + ttl_ms)
-    )
-    return result.rowcount == 1
+    """Extend a lease this owner still holds; False once another worker took it over."""
+    return leases.renew(conn, exports, export_id, owner, now, ttl_ms)
 
 
 def release(conn: Connection, export_id: str, owner: str) -> None:
     """Give the lease up."""
-    conn.execute(
-        exports.update()
-        .where(exports.c.id == export_id, exports.c.lease_owner == owner)
-        .values(lease_owner=None, lease_until=None)
-    )
+    leases.release(conn, exports, export_id, owner)
 
 
 def fence(conn: Connection, export_id: str, owner: str, now: int) -> None:
     """Inside a commit's transaction: raise LeaseLost unless this owner still holds the lease."""
-    held = conn.execute(
-        sa.select(exports.c.id).where(
-            exports.c.id == export_id, exports.c.lease_owner == owner, exports.c.lease_until >= now
-        )
-    ).first()
-    if held is None:
-        raise LeaseLost(f"lease on export {export_id} was lost")
+    leases.fence(conn, exports, export_id, owner, now)
 
 
-def insert_run(conn: Connection, values: dict[str, Any]) -> bool:
-    """Queue a run unless one exists for the same export, kind and window.
+def insert_run(conn: Connection, values: dict[str, Any], settings: RunSettings) -> bool:
+    """Queue a run unless one exists for the same export, kind and window; ``settings`` is
+    its snapshot of the export's settings.
 
     A manual run (run now) is always queued: two in one second are two runs, each covering
     what was received before it (their files are named by their sequence ranges).
@@ -95,20 +64,27 @@ def insert_run(conn: Connection, values: dict[str, Any]) -> bool:
             return False
     conn.execute(
         runs.insert().values(
-            status="queued", attempts=0, events=0, bytes=0, files=[], created_at=now_ms(), **values
+            status="queued",
+            attempts=0,
+            events=0,
+            bytes=0,
+            files=[],
+            created_at=now_ms(),
+            settings=settings.to_json(),
+            **values,
         )
     )
     return True
 
 
-def pending_runs(conn: Connection, export_id: str) -> list[dict[str, Any]]:
+def pending_runs(conn: Connection, export_id: str) -> list[Run]:
     """Runs still to deliver, in the order they must go (creation order)."""
     rows = conn.execute(
         sa.select(runs)
         .where(runs.c.export_id == export_id, runs.c.status.in_(ACTIVE_STATES))
         .order_by(runs.c.created_at, runs.c.window_end, runs.c.id)
     )
-    return [dict(row._mapping) for row in rows]
+    return [Run.from_row(row) for row in rows]
 
 
 def update_run(conn: Connection, run_id: str, values: dict[str, Any]) -> None:
@@ -116,7 +92,7 @@ def update_run(conn: Connection, run_id: str, values: dict[str, Any]) -> None:
     conn.execute(runs.update().where(runs.c.id == run_id).values(**values))
 
 
-def list_runs(conn: Connection, export_id: str, limit: int = 100) -> list[dict[str, Any]]:
+def list_runs(conn: Connection, export_id: str, limit: int = 100) -> list[Run]:
     """Newest runs first."""
     rows = conn.execute(
         sa.select(runs)
@@ -124,13 +100,13 @@ def list_runs(conn: Connection, export_id: str, limit: int = 100) -> list[dict[s
         .order_by(runs.c.created_at.desc(), runs.c.window_end.desc())
         .limit(limit)
     )
-    return [dict(row._mapping) for row in rows]
+    return [Run.from_row(row) for row in rows]
 
 
-def get_run(conn: Connection, run_id: str) -> dict[str, Any] | None:
+def get_run(conn: Connection, run_id: str) -> Run | None:
     """One run."""
     row = conn.execute(sa.select(runs).where(runs.c.id == run_id)).first()
-    return None if row is None else dict(row._mapping)
+    return None if row is None else Run.from_row(row)
 
 
 def last_window_end(conn: Connection, export_id: str) -> int:

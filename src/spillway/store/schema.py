@@ -87,6 +87,28 @@ endpoints = sa.Table(
     sa.Column("updated_at", sa.BigInteger, nullable=False),
 )
 
+# Saved endpoint filters (migration 0009): ``filter`` is services.segments.EndpointFilter as JSON.
+segments = sa.Table(
+    "segments",
+    metadata,
+    sa.Column("id", sa.String(32), primary_key=True),
+    sa.Column("project_id", BigId, sa.ForeignKey("projects.id"), nullable=False),
+    sa.Column("name", sa.String(200), nullable=False),
+    sa.Column("filter", sa.JSON, nullable=False),
+    sa.Column("created_at", sa.BigInteger, nullable=False),
+    sa.Column("updated_at", sa.BigInteger, nullable=False),
+    sa.Column("deleted_at", sa.BigInteger, nullable=True),
+    # One live segment per name in a project; it also serves listing a project's live ones.
+    sa.Index(
+        "uq_segments_project_id_name",
+        "project_id",
+        "name",
+        unique=True,
+        sqlite_where=sa.text("deleted_at IS NULL"),
+        postgresql_where=sa.text("deleted_at IS NULL"),
+    ),
+)
+
 # What the admin and the service did, for people to read later. Never holds a secret.
 audit_log = sa.Table(
     "audit_log",
@@ -240,4 +262,65 @@ dead_letters = sa.Table(
     sa.Column("reason", sa.Text, nullable=False),
     sa.Column("created_at", sa.BigInteger, nullable=False),
     sa.UniqueConstraint("export_id", "seq"),
+)
+
+# On-demand jobs (migration 0010): export endpoints, users or event counts to an object store,
+# import endpoint definitions from one. Status and counters as Pinpoint names them; the lease
+# columns as an export's (one worker per job at a time).
+jobs = sa.Table(
+    "jobs",
+    metadata,
+    sa.Column("id", sa.String(32), primary_key=True),
+    sa.Column("project_id", BigId, sa.ForeignKey("projects.id"), nullable=False),
+    sa.Column("type", sa.String(16), nullable=False),  # export | import
+    sa.Column("what", sa.String(32), nullable=False),  # endpoints | users | event_counts
+    sa.Column("status", sa.String(24), nullable=False),  # CREATED … COMPLETED | FAILED | …
+    sa.Column("definition", sa.JSON, nullable=False),  # the request as accepted
+    sa.Column("snapshot_at", sa.BigInteger, nullable=True),  # epoch ms: what the job reads
+    sa.Column("total_pieces", sa.Integer, nullable=False),
+    sa.Column("completed_pieces", sa.Integer, nullable=False),
+    sa.Column("failed_pieces", sa.Integer, nullable=False),
+    sa.Column("total_processed", sa.BigInteger, nullable=False),
+    sa.Column("total_failures", sa.BigInteger, nullable=False),
+    sa.Column("failures", sa.JSON, nullable=False),  # messages, the first 100
+    sa.Column("attempts", sa.Integer, nullable=False),
+    sa.Column("next_attempt_at", sa.BigInteger, nullable=True),  # epoch ms
+    sa.Column("lease_owner", sa.String(64), nullable=True),
+    sa.Column("lease_until", sa.BigInteger, nullable=True),  # epoch ms
+    sa.Column("created_at", sa.BigInteger, nullable=False),
+    sa.Column("updated_at", sa.BigInteger, nullable=False),
+    sa.Column("started_at", sa.BigInteger, nullable=True),
+    sa.Column("completed_at", sa.BigInteger, nullable=True),
+    # Listing newest first per project, and the worker's look for unfinished jobs.
+    sa.Index("ix_jobs_project_id_created_at", "project_id", "created_at"),
+    sa.Index("ix_jobs_status", "status"),
+)
+
+# A job's pieces, fixed when it is planned: an export piece is a range of the job's rows written
+# to one key; an import piece is one object read. A retried piece rewrites the same key.
+job_pieces = sa.Table(
+    "job_pieces",
+    metadata,
+    sa.Column("job_id", sa.String(32), sa.ForeignKey("jobs.id"), primary_key=True),
+    sa.Column("piece", sa.Integer, primary_key=True),
+    sa.Column("key", sa.Text, nullable=False),
+    sa.Column("first_row", sa.BigInteger, nullable=True),  # export: job_rows.row range
+    sa.Column("last_row", sa.BigInteger, nullable=True),
+    sa.Column("status", sa.String(16), nullable=False),  # pending | done | failed
+    sa.Column("records", sa.BigInteger, nullable=False),
+    sa.Column("failures", sa.BigInteger, nullable=False),
+    sa.Column("bytes", sa.BigInteger, nullable=False),
+    sa.Column("sha256", sa.String(64), nullable=True),
+    sa.Column("finished_at", sa.BigInteger, nullable=True),
+)
+
+# An export job's snapshot: its records as they were when it was planned, numbered in output
+# order. Pieces read ranges of it, so a rewritten piece has the same bytes; dropped when the
+# job ends.
+job_rows = sa.Table(
+    "job_rows",
+    metadata,
+    sa.Column("job_id", sa.String(32), primary_key=True),
+    sa.Column("row", sa.BigInteger, primary_key=True),
+    sa.Column("body", sa.LargeBinary, nullable=False),  # one record, JSON
 )

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from spillway.model import DeadLetter, StreamState
 from spillway.store.db import now_ms
 from spillway.store.schema import dead_letters, events, stream_state
 
@@ -63,33 +63,28 @@ def rows_after(
     return rows, int(last) if last is not None else after
 
 
-def state(conn: Connection, export_id: str) -> dict[str, Any]:
+def state(conn: Connection, export_id: str) -> StreamState:
     """The export's delivery counters (zeros before the first batch)."""
-    row = (
-        conn.execute(sa.select(stream_state).where(stream_state.c.export_id == export_id))
-        .mappings()
-        .first()
-    )
-    if row is None:
-        return {"export_id": export_id, "inflight_to": 0, "last_sent_at": None} | dict.fromkeys(
-            COUNTERS, 0
-        )
-    return dict(row)
+    row = conn.execute(sa.select(stream_state).where(stream_state.c.export_id == export_id)).first()
+    return StreamState(export_id) if row is None else StreamState.from_row(row)
 
 
-def save_state(conn: Connection, values: dict[str, Any]) -> None:
+def save_state(conn: Connection, state: StreamState) -> None:
     """Insert or replace the export's counters."""
+    values = {
+        "inflight_to": state.inflight_to,
+        "last_sent_at": state.last_sent_at,
+        **{name: getattr(state, name) for name in COUNTERS},
+    }
     exists = conn.execute(
-        sa.select(stream_state.c.export_id).where(stream_state.c.export_id == values["export_id"])
+        sa.select(stream_state.c.export_id).where(stream_state.c.export_id == state.export_id)
     ).first()
     if exists:
         conn.execute(
-            stream_state.update()
-            .where(stream_state.c.export_id == values["export_id"])
-            .values(**{k: v for k, v in values.items() if k != "export_id"})
+            stream_state.update().where(stream_state.c.export_id == state.export_id).values(values)
         )
     else:
-        conn.execute(stream_state.insert().values(**values))
+        conn.execute(stream_state.insert().values(export_id=state.export_id, **values))
 
 
 def add_dead_letter(
@@ -114,15 +109,15 @@ def add_dead_letter(
         )
 
 
-def list_dead_letters(conn: Connection, export_id: str, limit: int = 100) -> list[dict[str, Any]]:
+def list_dead_letters(conn: Connection, export_id: str, limit: int = 100) -> list[DeadLetter]:
     """The export's dead letters, newest first."""
     rows = conn.execute(
         sa.select(dead_letters)
         .where(dead_letters.c.export_id == export_id)
         .order_by(dead_letters.c.seq.desc())
         .limit(limit)
-    ).mappings()
-    return [dict(row) for row in rows]
+    )
+    return [DeadLetter.from_row(row) for row in rows]
 
 
 def _names(names: list[str] | None) -> list[sa.ColumnElement[bool]]:

@@ -12,7 +12,8 @@ import pytest
 from azure.core.exceptions import ResourceNotFoundError
 from azure.storage.blob import ContainerClient, ContainerSasPermissions, generate_container_sas
 
-from spillway.destinations.azure_blob.kind import AzureBlobConfig, AzureCredentials, build
+from spillway.destinations.azure_blob.config import AzureBlobConfig, AzureCredentials
+from spillway.destinations.azure_blob.kind import build
 from spillway.destinations.azure_blob.store import AzureBlobStore
 from spillway.destinations.base import ObjectStore, Tenant
 from tests.integration.destinations.cases import StoreCase

@@ -15,7 +15,7 @@ from google.auth.credentials import AnonymousCredentials
 from google.cloud import storage
 
 from spillway.destinations.base import ObjectStore
-from spillway.destinations.gcs.kind import Anonymous, GcsConfig, ServiceAccount
+from spillway.destinations.gcs.config import Anonymous, GcsConfig, ServiceAccount
 from spillway.destinations.gcs.store import GcsStore
 from tests import server_gcs
 from tests.integration.destinations.cases import StoreCase

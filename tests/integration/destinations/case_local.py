@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from spillway.destinations.base import ObjectStore, Tenant
+from spillway.destinations.local.config import LocalConfig, LocalCredentials
 from spillway.destinations.local.kind import build
-from spillway.destinations.local.store import LocalConfig, LocalCredentials
 from tests.integration.destinations.cases import StoreCase
 
 

@@ -16,6 +16,8 @@ from pydantic import ValidationError
 
 from spillway import destinations as registry
 from spillway import netpolicy
+from spillway.api import views
+from spillway.api.errors import answer_for
 from spillway.destinations.aws import service_identity
 from spillway.destinations.aws.service_identity import parse_grants
 from spillway.destinations.base import (
@@ -31,6 +33,7 @@ from spillway.destinations.kinesis.config import KinesisConfig
 from spillway.destinations.s3.config import AccessKey, AssumeRole, S3Config
 from spillway.destinations.s3.store import S3Store
 from spillway.errors import InputError, SpillwayError
+from spillway.model import Actor
 from spillway.secrets import SecretBox
 from spillway.services import destinations as destination_service
 from spillway.services import exports as export_service
@@ -102,7 +105,7 @@ def test_an_unlisted_endpoint_is_refused_when_parsed(
 ) -> None:
     with pytest.raises(InputError) as refused:
         registry.parse(kind, config_of(kind, listener.url), credentials, ACME)
-    assert refused.value.status_code == 422
+    assert answer_for(refused.value).status == 422
     message = str(refused.value)
     assert "endpoint_url" in message and "SPILLWAY_ALLOWED_ENDPOINTS" in message
     # In the model itself, whoever builds it.
@@ -238,7 +241,7 @@ def test_service_identity_is_off_unless_the_operator_turns_it_on(kind: str) -> N
     service_identity.configure(parse_grants(Settings().service_identity))  # the default: ""
     with pytest.raises(InputError) as refused:
         registry.parse(kind, config_of(kind, None), SERVICE, ACME)
-    assert refused.value.status_code == 422
+    assert answer_for(refused.value).status == 422
     assert "service_identity is turned off on this server" in str(refused.value)
     assert "SPILLWAY_SERVICE_IDENTITY" in str(refused.value)
 
@@ -257,7 +260,7 @@ def test_service_identity_reaches_only_the_buckets_granted_to_the_project() -> N
     ]:
         with pytest.raises(InputError, match=f"may not reach .*{target}") as refused:
             registry.parse(kind, config_of(kind, None, target), SERVICE, tenant)
-        assert refused.value.status_code == 422
+        assert answer_for(refused.value).status == 422
     # A Kinesis stream by ARN could be another account's: only an ARN listed as such counts.
     arn = "arn:aws:kinesis:us-east-1:111122223333:stream/acme-events"
     with pytest.raises(InputError, match="may not reach"):
@@ -442,7 +445,7 @@ def test_an_export_whose_service_identity_was_revoked_stops_with_a_terminal_erro
         box = SecretBox(b"k" * 48)
         project = create_project(engine, "acme-" + uuid.uuid4().hex[:6])
         grant(f"{project.app_id}:{s3_world.bucket}")
-        actor = destination_service.Actor("test", project.id)
+        actor = Actor("test", project.id)
         body = {
             "name": "warehouse",
             "kind": "s3",
@@ -455,9 +458,9 @@ def test_an_export_whose_service_identity_was_revoked_stops_with_a_terminal_erro
         export = setup.export()
         setup.ingest(5)
         service_identity.configure(parse_grants(""))  # the operator turns the mode off
-        export_service.run_now(engine, actor, export["id"], now=int(setup.clock.now * 1000))
+        export_service.run_now(engine, actor, export.id, now=int(setup.clock.now * 1000))
         assert setup.scheduler().tick() == {"runs": 0, "failed": 1}
-        shown = export_service.public(engine, export_service.get(engine, project.id, export["id"]))
+        shown = views.export(engine, export_service.get(engine, project.id, export.id))
         assert shown["status"] == "failing"
         assert "service_identity is turned off on this server" in shown["status_reason"]
         s3: Any = s3_world.moto.client("s3")

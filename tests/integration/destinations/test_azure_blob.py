@@ -19,14 +19,15 @@ from azure.core.exceptions import (
 )
 
 from spillway import destinations as registry
-from spillway.destinations.azure_blob.kind import (
+from spillway.api.errors import answer_for
+from spillway.destinations.azure_blob.config import (
     DEV_URL,
     AzureBlobConfig,
     AzureCredentials,
-    build,
     public_credentials,
     resolve,
 )
+from spillway.destinations.azure_blob.kind import build
 from spillway.destinations.azure_blob.store import AzureBlobStore
 from spillway.destinations.base import (
     Check,
@@ -361,7 +362,7 @@ def test_bad_settings_are_refused_before_any_request(
     }
     with pytest.raises(InputError) as caught:
         registry.parse("azure_blob", config, credentials)
-    assert caught.value.status_code == 422
+    assert answer_for(caught.value).status == 422
     assert words in str(caught.value)
     assert "QUJD" not in str(caught.value)
 
@@ -444,7 +445,7 @@ def test_unlisted_loopback_endpoints_are_refused_before_any_connection() -> None
         ):
             with pytest.raises(InputError) as caught:
                 registry.parse("azure_blob", config, credentials, TENANT)
-            assert caught.value.status_code == 422
+            assert answer_for(caught.value).status == 422
             assert field in str(caught.value) and "SPILLWAY_ALLOWED_ENDPOINTS" in str(caught.value)
             assert "QUJD" not in str(caught.value) and "sig=2" not in str(caught.value)
         assert listener.connections == 0
@@ -468,7 +469,7 @@ def test_unlisted_loopback_endpoints_are_refused_before_any_connection() -> None
 def test_connection_strings_name_only_allowed_endpoints(text: str, words: str) -> None:
     with pytest.raises(InputError) as caught:
         registry.parse("azure_blob", {"container": "abc"}, _connection(text), TENANT)
-    assert caught.value.status_code == 422
+    assert answer_for(caught.value).status == 422
     assert words in str(caught.value)
 
 

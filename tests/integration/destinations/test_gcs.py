@@ -16,6 +16,7 @@ import requests
 from pydantic import ValidationError
 
 from spillway import destinations as registry
+from spillway.api.errors import answer_for
 from spillway.destinations.base import (
     Check,
     CheckStatus,
@@ -26,15 +27,16 @@ from spillway.destinations.base import (
     all_passed,
 )
 from spillway.destinations.gcs import checks as gcs_checks
-from spillway.destinations.gcs import store as gcs_store
-from spillway.destinations.gcs.kind import (
+from spillway.destinations.gcs import client as gcs_client
+from spillway.destinations.gcs.client import CHUNK_MULTIPLE, chunk_size
+from spillway.destinations.gcs.config import (
     Anonymous,
     GcsConfig,
     GcsCredentials,
     ServiceAccount,
     public_credentials,
 )
-from spillway.destinations.gcs.store import CHUNK_MULTIPLE, GcsStore, chunk_size
+from spillway.destinations.gcs.store import GcsStore
 from spillway.errors import InputError, TransientError
 from tests import server_gcs
 from tests.integration.destinations.case_gcs import BROKEN_PEM, GcsWorld, key_json, new_pem
@@ -100,7 +102,7 @@ def test_key_without_a_field_is_refused_naming_it(pem: str, missing: str) -> Non
     del key[missing]
     with pytest.raises(InputError) as caught:
         parse_credentials({"mode": "service_account", "key_json": json.dumps(key)})
-    assert caught.value.status_code == 422
+    assert answer_for(caught.value).status == 422
     assert f"key_json.{missing}: Field required" in str(caught.value)
 
 
@@ -452,7 +454,7 @@ def test_an_unlisted_loopback_endpoint_is_refused_before_any_connection() -> Non
         ):
             with pytest.raises(InputError) as caught:
                 registry.parse("gcs", config, credentials, TENANT)
-            assert caught.value.status_code == 422
+            assert answer_for(caught.value).status == 422
             message = str(caught.value)
             assert "config.endpoint_url" in message and "SPILLWAY_ALLOWED_ENDPOINTS" in message
         assert listener.connections == 0
@@ -471,7 +473,7 @@ def test_an_unlisted_loopback_endpoint_is_refused_before_any_connection() -> Non
 def test_endpoints_that_only_look_like_googles_are_refused(url: str) -> None:
     with pytest.raises(InputError) as caught:
         registry.parse("gcs", {"bucket": "acme", "endpoint_url": url}, {"mode": "anonymous"})
-    assert caught.value.status_code == 422
+    assert answer_for(caught.value).status == 422
     assert "endpoint_url" in str(caught.value)
 
 
@@ -495,7 +497,7 @@ def test_a_token_uri_that_is_not_googles_is_refused_and_never_called(pem: str) -
                 {"mode": "service_account", "key_json": key},
                 TENANT,
             )
-        assert caught.value.status_code == 422
+        assert answer_for(caught.value).status == 422
         message = str(caught.value)
         assert "key_json.token_uri" in message and "not Google's token endpoint" in message
         assert listener.connections == 0
@@ -508,7 +510,7 @@ def test_anonymous_access_needs_a_listed_emulator(gcs_emulator: str) -> None:
     ):
         with pytest.raises(InputError) as caught:
             registry.parse("gcs", config, {"mode": "anonymous"}, TENANT)
-        assert caught.value.status_code == 422
+        assert answer_for(caught.value).status == 422
         assert "anonymous access is only for a storage emulator" in str(caught.value)
     parsed = registry.parse(
         "gcs", {"bucket": "acme", "endpoint_url": gcs_emulator}, {"mode": "anonymous"}, TENANT
@@ -564,8 +566,8 @@ def test_a_listed_token_endpoint_is_never_echoed(
 def test_a_listed_endpoint_that_answers_garbage_is_explained_not_echoed(
     policy: Policy, monkeypatch: pytest.MonkeyPatch, status: int, content_type: str, body: str
 ) -> None:
-    short = gcs_store.RETRY.with_timeout(0.5)  # a 5xx is retried for 30 s otherwise
-    monkeypatch.setattr(gcs_store, "RETRY", short)
+    short = gcs_client.RETRY.with_timeout(0.5)  # a 5xx is retried for 30 s otherwise
+    monkeypatch.setattr(gcs_client, "RETRY", short)
     monkeypatch.setattr(gcs_checks, "RETRY", short)
     with canned_server(status=status, content_type=content_type, body=body) as server:
         policy.allow(server.url)

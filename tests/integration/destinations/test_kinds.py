@@ -10,6 +10,7 @@ from sqlalchemy.engine import Engine
 
 from spillway import destinations as registry
 from spillway.errors import InputError
+from spillway.model import Actor
 from spillway.secrets import SecretBox
 from spillway.services import destinations as destination_service
 from spillway.services import exports as export_service
@@ -82,7 +83,7 @@ def test_a_registered_kind_drives_updates_and_the_export_check(
     client.BUCKETS["kinds"] = {}
     try:
         box = SecretBox(b"k" * 48)
-        actor = destination_service.Actor("test", create_project(engine, "acme").id)
+        actor = Actor("test", create_project(engine, "acme").id)
         body = {
             "name": "memory",
             "kind": memory_kind,
@@ -91,7 +92,7 @@ def test_a_registered_kind_drives_updates_and_the_export_check(
         }
         row, checks = destination_service.create(engine, box, actor, body)
         assert checks, "validated"
-        destination_id = row["id"]
+        destination_id = row.id
         # Only what the kind lists as updatable may change; the refusal names those fields.
         with pytest.raises(
             InputError, match="cannot change bucket of a memory destination; changeable: folder"
@@ -102,7 +103,7 @@ def test_a_registered_kind_drives_updates_and_the_export_check(
         moved, _ = destination_service.update(
             engine, box, actor, destination_id, {"config": {"folder": "elsewhere"}}
         )
-        assert moved["config"]["folder"] == "elsewhere"
+        assert moved.config["folder"] == "elsewhere"
         # An object store takes file exports; "stream" names the kinds that take streams.
         export_service.check_frequency(memory_kind, "daily")
         with pytest.raises(InputError, match='"stream" needs a kinesis or firehose destination'):

@@ -11,12 +11,15 @@ import pytest
 from sqlalchemy.engine import Engine
 
 from spillway import destinations as registry
+from spillway.api import models as api_models
+from spillway.api.errors import answer_for
 from spillway.demo import synthetic_events
 from spillway.destinations.base import CheckStatus, DestinationError, Needs, Tenant, all_passed
 from spillway.destinations.local.store import LocalStore
 from spillway.engine.scheduler import Scheduler
 from spillway.errors import InputError
 from spillway.ingest import judge
+from spillway.model import Actor
 from spillway.secrets import SecretBox
 from spillway.services import destinations as destination_service
 from spillway.services import exports as export_service
@@ -57,7 +60,7 @@ def test_local_folders_are_off_unless_the_operator_sets_the_root(
     monkeypatch.delenv("SPILLWAY_LOCAL_ROOT", raising=False)
     with pytest.raises(InputError) as caught:
         parse({"path": "exports"}, tenant())
-    assert caught.value.status_code == 422
+    assert answer_for(caught.value).status == 422
     assert (
         "local folders are turned off on this server; the operator enables them with "
         "SPILLWAY_LOCAL_ROOT"
@@ -110,7 +113,7 @@ def test_a_path_leading_outside_the_project_folder_is_refused(local_root: Path) 
     for path, words in _outside_cases(local_root, project, other):
         with pytest.raises(InputError) as caught:
             parse({"path": path}, project)
-        assert caught.value.status_code == 422, path
+        assert answer_for(caught.value).status == 422, path
         assert "config.path" in str(caught.value), path
         assert words in str(caught.value), (path, str(caught.value))
     for folder in ("../up", "/abs"):
@@ -123,7 +126,7 @@ def test_force_does_not_skip_the_rule(local_root: Path, sqlite: Engine) -> None:
     box = SecretBox(b"k" * 48)
     row = create_project(sqlite, "acme")
     other = create_project(sqlite, "beta")
-    actor = destination_service.Actor("test", row.id)
+    actor = Actor("test", row.id)
     project = Tenant(row.app_id, row.name, row.external_id)
     cases = _outside_cases(local_root, project, Tenant(other.app_id, other.name, ""))
     for number, (path, _) in enumerate(cases):
@@ -136,7 +139,7 @@ def test_force_does_not_skip_the_rule(local_root: Path, sqlite: Engine) -> None:
         }
         with pytest.raises(InputError) as caught:
             destination_service.create(sqlite, box, actor, body)
-        assert caught.value.status_code == 422, path
+        assert answer_for(caught.value).status == 422, path
     with sqlite.connect() as conn:
         assert catalog.list_destinations(conn, row.id) == []
     assert list((local_root / other.app_id).iterdir()) == []
@@ -255,7 +258,7 @@ def test_a_stored_outside_destination_fails_its_runs_and_the_others_go_on(
     outside.mkdir()
     ids = []
     for row in rows:
-        actor = destination_service.Actor("test", row.id)
+        actor = Actor("test", row.id)
         destination, _ = destination_service.create(
             sqlite,
             box,
@@ -264,18 +267,16 @@ def test_a_stored_outside_destination_fails_its_runs_and_the_others_go_on(
         )
         if row is rows[0]:  # as stored before the upgrade: an absolute path elsewhere
             with sqlite.connect().execution_options(write=True) as conn, conn.begin():
-                catalog.update_destination(
-                    conn, destination["id"], {"config": {"path": str(outside)}}
-                )
-        body = export_service.ExportIn(name="events", destination_id=destination["id"])
-        ids.append(export_service.create(sqlite, actor, body, now=T0 * 1000)["id"])
+                catalog.update_destination(conn, destination.id, {"config": {"path": str(outside)}})
+        body = api_models.ExportIn(name="events", destination_id=destination.id)
+        ids.append(export_service.create(sqlite, actor, body, now=T0 * 1000).id)
         judged = judge(list(synthetic_events(5, seed=row.id)), T0 * 1000 + 1000, LIMITS)
         insert_events(sqlite, row.id, T0 * 1000 + 1000, judged.rows)
     scheduler = Scheduler(sqlite, box, clock=Clock(T0 + 3600))
     assert scheduler.tick() == {"runs": 1, "failed": 1}
     old = export_service.get(sqlite, rows[0].id, ids[0])
-    assert old["status"] == "failing"
-    assert "resolves outside this project's folder" in old["status_reason"]
+    assert old.status == "failing"
+    assert "resolves outside this project's folder" in old.status_reason
     assert list(outside.iterdir()) == []
-    assert export_service.get(sqlite, rows[1].id, ids[1])["status"] == "active"
+    assert export_service.get(sqlite, rows[1].id, ids[1]).status == "active"
     assert list((local_root / rows[1].app_id / "x").rglob("event_exports_*"))

@@ -26,6 +26,7 @@ from spillway.destinations.base import (
     DestinationError,
     Needs,
     RecordStream,
+    StreamLimits,
     StreamRecord,
     skip_rest,
 )
@@ -56,6 +57,18 @@ _KMS_ADVICE = {
     "InvalidKMSResourceException": "Firehose cannot use the key: check it is enabled and "
     "that its policy lets Firehose use it",
 }
+
+
+@dataclass(frozen=True, slots=True)
+class StreamService:
+    """What a record stream kind tells the code every AWS stream shares about its service."""
+
+    kind: str  # the destination kind
+    limits: StreamLimits  # its batch limits
+    name: str  # boto3's service name
+    label: str  # the service, for messages
+    actions: str  # the IAM actions Spillway needs, for access-denied advice
+    success_key: str  # the key an acknowledged entry of the answer carries
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,10 +109,15 @@ def status_check(where: str, status: str) -> Check:
 class AwsRecordStream(RecordStream):
     """A Kinesis or Firehose stream: the shared client handling and checks."""
 
-    service: ClassVar[str]  # boto3's service name
-    label: ClassVar[str]  # the service, for messages
-    actions: ClassVar[str]  # the IAM actions Spillway needs, for access-denied advice
-    success_key: ClassVar[str]  # the key an acknowledged entry of the answer carries
+    service: ClassVar[StreamService]
+
+    def __init_subclass__(cls, service: StreamService | None = None, **kwargs: Any) -> None:
+        """``class KinesisStream(AwsRecordStream, service=KINESIS)``: the kind's description."""
+        super().__init_subclass__(**kwargs)
+        if service is not None:
+            cls.service = service
+            cls.kind = service.kind
+            cls.limits = service.limits
 
     def __init__(
         self,
@@ -130,7 +148,7 @@ class AwsRecordStream(RecordStream):
         """The service's client, built once (its connection pool is reused across calls)."""
         with self._lock:
             if self._client is None:
-                self._client = self.auth.client(self.service, STREAM_CONFIG)
+                self._client = self.auth.client(self.service.name, STREAM_CONFIG)
             return self._client
 
     @abc.abstractmethod
@@ -160,11 +178,11 @@ class AwsRecordStream(RecordStream):
         code = entry.get("ErrorCode")
         if code:
             return str(code)
-        return None if entry.get(self.success_key) else "MissingResult"
+        return None if entry.get(self.service.success_key) else "MissingResult"
 
     def explain(self, exc: BaseException) -> str:
         """A sentence a person can act on, naming the stream and its region."""
-        return self._own_advice(exc) or f"{self.where}: {aws.explain(exc, self.label)}"
+        return self._own_advice(exc) or f"{self.where}: {aws.explain(exc, self.service.label)}"
 
     def _own_advice(self, exc: BaseException) -> str | None:
         code = error_code(exc)
@@ -176,7 +194,7 @@ class AwsRecordStream(RecordStream):
         if code in ("AccessDenied", "AccessDeniedException"):
             return (
                 f"access denied on {self.where} ({code}): the IAM policy of the identity "
-                f"Spillway uses must allow {self.actions} on it"
+                f"Spillway uses must allow {self.service.actions} on it"
             )
         if code in _KMS_ADVICE:
             return f"the KMS key of {self.where} refused the request ({code}): {_KMS_ADVICE[code]}"
@@ -202,7 +220,7 @@ class AwsRecordStream(RecordStream):
         """credentials → role → external_id → stream → stream_active → test_record."""
         checks = identity_checks(
             self.auth,
-            service=self.label,
+            service=self.service.label,
             target=f"your {self.config.what}",
             proof="the stream check",
         )
@@ -233,7 +251,7 @@ class AwsRecordStream(RecordStream):
                 "the region (it must be the stream's) and the AWS account"
             )
         own = self._own_advice(exc)
-        return own or f"could not look at {self.where}: {aws.explain(exc, self.label)}"
+        return own or f"could not look at {self.where}: {aws.explain(exc, self.service.label)}"
 
     def _test_record(self, needs: Needs) -> Check:
         if not needs.test_record:

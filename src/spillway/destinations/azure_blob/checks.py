@@ -3,29 +3,34 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Protocol
 
 from azure.core.exceptions import HttpResponseError, ResourceNotFoundError
+from azure.storage.blob import ContainerClient
 
-from spillway.destinations.azure_blob.kind import sas_fields, sas_time
-from spillway.destinations.azure_blob.store import (
-    SAS_LIMIT_CODES,
-    SDK_ERRORS,
-    AzureBlobStore,
-    error_code,
-)
-from spillway.destinations.base import Check, Needs, bucket_checks
+from spillway.destinations.azure_blob.client import SAS_LIMIT_CODES, SDK_ERRORS, error_code
+from spillway.destinations.azure_blob.config import AzureBlobConfig, Target, sas_fields, sas_time
+from spillway.destinations.base import Check, Guarded, Needs, guarded_checks
+
+
+class AzureBlobStore(Guarded, Protocol):
+    """What the checks read of the store they validate (``store.AzureBlobStore``)."""
+
+    config: AzureBlobConfig
+    target: Target
+
+    @property
+    def container(self) -> ContainerClient: ...
+
+    @property
+    def account(self) -> str: ...
+
+    def explain(self, exc: BaseException, key: str | None = None) -> str: ...
 
 
 def run_checks(store: AzureBlobStore, needs: Needs) -> list[Check]:
     """credentials → bucket (the container) → write/read/list/delete."""
-    return bucket_checks(
-        store,
-        needs,
-        refusal=store.refusal,
-        credentials=lambda: _credentials(store),
-        bucket=lambda: _bucket(store),
-        explain=store.explain,
-    )
+    return guarded_checks(store, needs, lambda: _credentials(store), lambda: _bucket(store))
 
 
 def sas_problem(token: str, now: datetime) -> str | None:

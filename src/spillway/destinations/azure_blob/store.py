@@ -10,29 +10,39 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import logging
-import re
 import secrets
-from enum import Enum
-from typing import Any
 
 from azure.core.credentials import AzureNamedKeyCredential, AzureSasCredential
 from azure.core.exceptions import (
-    AzureError,
     ClientAuthenticationError,
-    DecodeError,
     ResourceNotFoundError,
     ServiceRequestError,
     ServiceResponseError,
 )
 from azure.storage.blob import BlobBlock, ContainerClient, ContentSettings
 
-from spillway.destinations.azure_blob.kind import AzureBlobConfig, Target
+from spillway.destinations.azure_blob.checks import run_checks
+from spillway.destinations.azure_blob.client import (
+    AUTH_CODES,
+    CLIENT_OPTIONS,
+    GARBLED_ERRORS,
+    MAX_BLOCKS,
+    SDK_ERRORS,
+    SIG_PARAM,
+    TRANSIENT_CODES,
+    TRANSIENT_STATUS,
+    classify,
+    error_code,
+    needed_permission,
+    network_reason,
+    status_code,
+    status_text,
+)
+from spillway.destinations.azure_blob.config import AzureBlobConfig, Target
 from spillway.destinations.base import (
     DEFAULT_PART_SIZE,
     VALIDATION_READ_TIMEOUT,
     Check,
-    CredentialsRejected,
     DestinationError,
     Needs,
     ObjectStore,
@@ -42,115 +52,6 @@ from spillway.destinations.base import (
     is_validating,
 )
 from spillway.errors import TransientError
-
-# The SDK traces every request at INFO; keep that out of Spillway's log unless asked for.
-HTTP_LOG = logging.getLogger("spillway.destinations.azure_blob.http")
-HTTP_LOG.setLevel(logging.WARNING)
-
-# Retries inside the SDK stay short (its default first wait is 15 s): the engine retries whole
-# runs with its own backoff, and validation should answer within seconds.
-CLIENT_OPTIONS: dict[str, Any] = {
-    "retry_total": 3,
-    "initial_backoff": 1,
-    "increment_base": 2,
-    "connection_timeout": 5,
-    "read_timeout": 60,
-    "logger": HTTP_LOG,
-}
-MAX_BLOCKS = 50_000  # blocks Azure accepts in one blob
-TRANSIENT_CODES = {"ServerBusy", "OperationTimedOut", "InternalError"}
-TRANSIENT_STATUS = {408, 429, 500, 502, 503, 504}
-# The SAS or key was not accepted at all (Azurite answers AuthorizationFailure where Azure
-# answers AuthenticationFailed; Azure also uses AuthorizationFailure for its firewall).
-AUTH_CODES = {
-    "AuthenticationFailed",
-    "AuthorizationFailure",
-    "InvalidAuthenticationInfo",
-    "NoAuthenticationInformation",
-}
-# The signature is good, but the SAS does not allow this request.
-SAS_LIMIT_CODES = {
-    "AuthorizationPermissionMismatch",
-    "AuthorizationResourceTypeMismatch",
-    "AuthorizationServiceMismatch",
-    "AuthorizationProtocolMismatch",
-    "AuthorizationSourceIPMismatch",
-}
-_SIG = re.compile(r"(sig=)[^&\s'\"]+", re.IGNORECASE)
-_CODE = re.compile(r"^[A-Za-z][A-Za-z0-9]{0,63}$")
-# What a server that is not Azure Blob Storage makes the SDK raise: an answer it cannot read.
-GARBLED_ERRORS: tuple[type[Exception], ...] = (
-    DecodeError,
-    ValueError,
-    TypeError,
-    AttributeError,
-    KeyError,
-    SyntaxError,  # xml.etree's ParseError
-)
-# Everything a store operation turns into a TransientError or DestinationError.
-SDK_ERRORS: tuple[type[Exception], ...] = (AzureError, *GARBLED_ERRORS)
-
-
-def error_code(exc: BaseException) -> str:
-    """Azure's error code ('ContainerNotFound'…), or '' for errors without one.
-
-    The code comes from the answer (a header or the XML body): anything but an identifier is
-    dropped, so a server that is not Azure cannot put its own text into a message.
-    """
-    code = getattr(exc, "error_code", None)
-    text = str(code.value) if isinstance(code, Enum) else str(code or "")
-    return text if _CODE.match(text) else ""
-
-
-def status_code(exc: BaseException) -> int:
-    """The HTTP status of a service error (0 when no answer came)."""
-    status = getattr(exc, "status_code", None)
-    return status if isinstance(status, int) else 0
-
-
-def _needed_permission(exc: BaseException) -> str:
-    """The SAS permission the refused request needed, from its method and query."""
-    request = getattr(getattr(exc, "response", None), "request", None)
-    method = str(getattr(request, "method", "")).upper()
-    url = str(getattr(request, "url", ""))
-    if method == "PUT":
-        return "w (write)"
-    if method == "DELETE":
-        return "d (delete)"
-    if "comp=list" in url:
-        return "l (list)"
-    return "r (read)"
-
-
-# Why no answer came, in fixed words (the SDK's own text names internal objects and addresses).
-_NETWORK_REASONS = (
-    ("refused", "connection refused"),
-    ("name or service not known", "DNS lookup failed"),
-    ("nodename nor servname", "DNS lookup failed"),
-    ("temporary failure in name resolution", "DNS lookup failed"),
-    ("getaddrinfo", "DNS lookup failed"),
-    ("timed out", "timed out"),
-    ("timeout", "timed out"),
-    ("certificate", "TLS certificate not accepted"),
-    ("ssl", "TLS handshake failed"),
-    ("reset", "connection reset"),
-    ("aborted", "connection aborted"),
-)
-
-
-def _network_reason(exc: BaseException) -> str:
-    """Why a request got no answer, in Spillway's words."""
-    text = str(exc).lower()
-    for words, said in _NETWORK_REASONS:
-        if words in text:
-            return said
-    return exc.__class__.__name__
-
-
-def _status(code: str, status: int) -> str:
-    """'ServerBusy, HTTP 503': what of an answer may appear in a message."""
-    parts = [part for part in (code, f"HTTP {status}" if status else "") if part]
-    return ", ".join(parts) or "no status"
 
 
 class AzureBlobWriter(ObjectWriter):
@@ -299,8 +200,6 @@ class AzureBlobStore(ObjectStore):
             raise self.classify(exc, key) from None
 
     def validate(self, needs: Needs) -> list[Check]:
-        from spillway.destinations.azure_blob.checks import run_checks
-
         return run_checks(self, needs)
 
     def close(self) -> None:
@@ -310,18 +209,7 @@ class AzureBlobStore(ObjectStore):
 
     def classify(self, exc: BaseException, key: str | None = None) -> Exception:
         """An SDK error as transient (retry later) or terminal (a person must act)."""
-        message = self.explain(exc, key)
-        status = status_code(exc)
-        transient = (
-            isinstance(exc, ServiceRequestError | ServiceResponseError)
-            or error_code(exc) in TRANSIENT_CODES
-            or status in TRANSIENT_STATUS
-        )
-        if transient:
-            return TransientError(message)
-        if error_code(exc) in AUTH_CODES or isinstance(exc, ClientAuthenticationError):
-            return CredentialsRejected(message)  # the key or SAS itself was not accepted
-        return DestinationError(message)
+        return classify(exc, self.explain(exc, key))
 
     def explain(self, exc: BaseException, key: str | None = None) -> str:
         """A sentence a person can act on, for any error the SDK raises; never a secret."""
@@ -340,14 +228,14 @@ class AzureBlobStore(ObjectStore):
             )
         if isinstance(exc, ServiceRequestError):
             return (
-                f"cannot reach {self.target.account_url} ({_network_reason(exc)}): check the "
+                f"cannot reach {self.target.account_url} ({network_reason(exc)}): check the "
                 "account name (or account_url) and that DNS, proxy and firewall let Spillway "
                 "connect"
             )
         if isinstance(exc, ServiceResponseError):
             return (
                 f"the connection to {self.target.account_url} broke before Azure answered "
-                f"({_network_reason(exc)}); Spillway retries"
+                f"({network_reason(exc)}); Spillway retries"
             )
         if code == "ContainerNotFound":
             return (
@@ -368,7 +256,7 @@ class AzureBlobStore(ObjectStore):
         if code == "AuthorizationPermissionMismatch":
             return (
                 f"{who} does not allow this operation (AuthorizationPermissionMismatch): it "
-                f"needs the {_needed_permission(exc)} permission on container {container}"
+                f"needs the {needed_permission(exc)} permission on container {container}"
             )
         if code == "AuthorizationSourceIPMismatch":
             return (
@@ -391,9 +279,11 @@ class AzureBlobStore(ObjectStore):
         # Azure's message is not repeated: from a server that is not Azure it is whatever
         # that server answered. The error code and status say what happened.
         if code in TRANSIENT_CODES or status in TRANSIENT_STATUS:
-            return f"Azure could not serve the request ({_status(code, status)}); Spillway retries"
+            return (
+                f"Azure could not serve the request ({status_text(code, status)}); Spillway retries"
+            )
         if code or status:
-            return f"Azure refused the request ({_status(code, status)})"
+            return f"Azure refused the request ({status_text(code, status)})"
         return f"the Azure call failed ({exc.__class__.__name__})"
 
     def _auth_failure(self, exc: BaseException, code: str) -> str:
@@ -423,7 +313,7 @@ class AzureBlobStore(ObjectStore):
         )
 
     def _scrub(self, text: str) -> str:
-        text = _SIG.sub(r"\1REDACTED", text)
+        text = SIG_PARAM.sub(r"\1REDACTED", text)
         for secret in (self.target.account_key, self.target.sas_token):
             if secret is not None and secret.get_secret_value():
                 text = text.replace(secret.get_secret_value(), "REDACTED")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any, Protocol
+
 import google.api_core.exceptions as api_errors
 import google.auth.exceptions as auth_errors
 import requests
@@ -10,11 +12,18 @@ from google.auth.transport.requests import Request
 from spillway.destinations.base import (
     Check,
     DestinationError,
+    Guarded,
     Needs,
-    bucket_checks,
+    guarded_checks,
 )
-from spillway.destinations.gcs.kind import ANONYMOUS_NEEDS_ENDPOINT, ServiceAccount, emulator
-from spillway.destinations.gcs.store import RETRY, GcsStore, refusal
+from spillway.destinations.gcs.client import RETRY, refusal
+from spillway.destinations.gcs.config import (
+    ANONYMOUS_NEEDS_ENDPOINT,
+    Anonymous,
+    GcsConfig,
+    ServiceAccount,
+    emulator,
+)
 
 # Asked of the bucket with testIamPermissions, which needs no permission itself.
 _CREATE, _DELETE, _GET, _LIST = (
@@ -25,16 +34,23 @@ _CREATE, _DELETE, _GET, _LIST = (
 )
 
 
+class GcsStore(Guarded, Protocol):
+    """What the checks read of the store they validate (``store.GcsStore``)."""
+
+    config: GcsConfig
+    credentials: ServiceAccount | Anonymous
+
+    @property
+    def who(self) -> str: ...
+
+    def google_credentials(self) -> Any: ...
+
+    def bucket(self) -> Any: ...
+
+
 def run_checks(store: GcsStore, needs: Needs) -> list[Check]:
     """Each step runs only when the one before it passed (or was skipped)."""
-    return bucket_checks(
-        store,
-        needs,
-        refusal=store.refusal,
-        credentials=lambda: _credentials(store),
-        bucket=lambda: _bucket(store, needs),
-        explain=store.explain,
-    )
+    return guarded_checks(store, needs, lambda: _credentials(store), lambda: _bucket(store, needs))
 
 
 def _credentials(store: GcsStore) -> Check:

@@ -16,108 +16,40 @@ import google.api_core.exceptions as api_errors
 import google.auth.exceptions as auth_errors
 import google_crc32c
 import requests
-from google.api_core.retry import Retry
 from google.auth.credentials import AnonymousCredentials
 from google.auth.transport.requests import AuthorizedSession
 from google.cloud import storage
-from google.cloud.storage.exceptions import DataCorruption, InvalidResponse
-from google.cloud.storage.retry import DEFAULT_RETRY
+from google.cloud.storage.exceptions import DataCorruption
 from google.oauth2 import service_account
 
 from spillway import netpolicy
 from spillway.destinations.base import (
-    VALIDATION_READ_TIMEOUT,
     Check,
-    CredentialsRejected,
     DestinationError,
     Needs,
     ObjectStore,
     ObjectWriter,
     PartBuffer,
     StoredObject,
-    is_validating,
 )
-from spillway.destinations.gcs.kind import Anonymous, GcsConfig, ServiceAccount
+from spillway.destinations.gcs.checks import run_checks
+from spillway.destinations.gcs.client import (
+    CRC32C_TEXT,
+    GARBLED_ERRORS,
+    GOOGLE_ERRORS,
+    SCOPES,
+    TRANSIENT_ERRORS,
+    as_api_error,
+    call_retry,
+    call_timeout,
+    chunk_size,
+    classify,
+    detail,
+    refusal,
+)
+from spillway.destinations.gcs.config import Anonymous, GcsConfig, ServiceAccount
 from spillway.errors import TransientError
 from spillway.secrets import mask
-
-# Resumable uploads take chunks in multiples of 256 KiB (all but the last).
-CHUNK_MULTIPLE = 256 * 1024
-_CRC32C = re.compile(r"^[A-Za-z0-9+/]{6}==$")
-# Objects only: read, write, list, delete. Never bucket or IAM administration.
-SCOPES = ("https://www.googleapis.com/auth/devstorage.read_write",)
-# The SDK's retry (5xx, 429, connection resets) kept short: the engine retries whole runs.
-RETRY: Retry = DEFAULT_RETRY.with_timeout(30.0)
-TIMEOUT = 60.0
-
-
-def _retry() -> Retry:
-    """The SDK's retry: none inside a validation (it should answer within seconds)."""
-    return DEFAULT_RETRY.with_timeout(0.0) if is_validating() else RETRY
-
-
-def _timeout() -> float:
-    """Per-call timeout: short inside a validation."""
-    return VALIDATION_READ_TIMEOUT if is_validating() else TIMEOUT
-
-
-# What the SDK raises when an answer is not what Cloud Storage sends (a server behind a custom
-# endpoint that is something else): its parsing trips over a body it cannot read.
-GARBLED_ERRORS: tuple[type[Exception], ...] = (ValueError, TypeError, AttributeError, KeyError)
-# Everything the SDK, google-auth and requests raise for a failed call.
-GOOGLE_ERRORS: tuple[type[Exception], ...] = (
-    api_errors.GoogleAPIError,
-    auth_errors.GoogleAuthError,
-    requests.RequestException,
-    InvalidResponse,
-    DataCorruption,
-    *GARBLED_ERRORS,
-)
-# Failures worth another try within the same upload session.
-TRANSIENT_ERRORS: tuple[type[Exception], ...] = (
-    api_errors.TooManyRequests,
-    api_errors.ServerError,
-    auth_errors.TransportError,
-    requests.ConnectionError,
-    requests.Timeout,
-    TransientError,
-)
-
-
-def chunk_size(part_size: int) -> int:
-    """``part_size`` rounded up to a multiple of 256 KiB."""
-    return max(CHUNK_MULTIPLE, -(-part_size // CHUNK_MULTIPLE) * CHUNK_MULTIPLE)
-
-
-def _as_api_error(exc: BaseException) -> BaseException:
-    """The resumable-upload layer raises InvalidResponse; give it the API error's shape."""
-    if isinstance(exc, api_errors.RetryError) and exc.cause is not None:
-        exc = exc.cause
-    if isinstance(exc, InvalidResponse) and getattr(exc, "response", None) is not None:
-        error: BaseException = api_errors.from_http_response(exc.response)  # type: ignore[no-untyped-call]
-        return error
-    return exc
-
-
-# What of a remote answer may appear in a message: short identifiers, never free text.
-_REASON = re.compile(r"^[A-Za-z][A-Za-z0-9_.-]{0,63}$")
-
-
-def _reason_of(exc: api_errors.GoogleAPICallError) -> str | None:
-    """The answer's machine-readable reason ('forbidden', 'notFound'…) when it has one."""
-    for error in exc.errors or ():
-        reason = error.get("reason") if isinstance(error, dict) else None
-        if isinstance(reason, str) and _REASON.match(reason):
-            return reason
-    return None
-
-
-def _detail(exc: api_errors.GoogleAPICallError) -> str:
-    """HTTP status and reason code of a refused call. The answer's message is not repeated:
-    behind a custom endpoint it is whatever that server sent (an HTML page, a proxy's error)."""
-    code = f"HTTP {exc.code}" if isinstance(exc.code, int) else "no status"
-    reason = _reason_of(exc)
-    return f"{code} {reason}" if reason else code
 
 
 class GcsStore(ObjectStore):
@@ -237,17 +169,17 @@ class GcsStore(ObjectStore):
     def explain(self, exc: BaseException) -> str:
         """A sentence a person can act on, for anything a Google call raises."""
         bucket = self.config.bucket
-        exc = _as_api_error(exc)
+        exc = as_api_error(exc)
         if isinstance(exc, DestinationError):
             return str(exc)
         if isinstance(exc, api_errors.NotFound):
             return (
-                f"not found ({_detail(exc)}): check that bucket {bucket} exists (the name only, "
+                f"not found ({detail(exc)}): check that bucket {bucket} exists (the name only, "
                 "without gs://) and, for a read, that the object is still there"
             )
         if isinstance(exc, api_errors.Forbidden):
             return (
-                f"{self.who} is not allowed to do this on bucket {bucket} ({_detail(exc)}). "
+                f"{self.who} is not allowed to do this on bucket {bucket} ({detail(exc)}). "
                 "Grant it roles/storage.objectCreator on the bucket, plus storage.objects.delete "
                 "so a retried run can replace a file it already wrote (roles/storage.objectUser "
                 "has both), and roles/storage.objectViewer for read-back or cleanup. A new grant "
@@ -255,17 +187,17 @@ class GcsStore(ObjectStore):
             )
         if isinstance(exc, api_errors.Unauthorized):
             return (
-                f"Google did not accept the credentials of {self.who} ({_detail(exc)}): the key "
+                f"Google did not accept the credentials of {self.who} ({detail(exc)}): the key "
                 "may have been deleted or disabled; create a new JSON key"
             )
         if isinstance(exc, api_errors.TooManyRequests):
-            return f"Cloud Storage is throttling requests ({_detail(exc)}); Spillway retries later"
+            return f"Cloud Storage is throttling requests ({detail(exc)}); Spillway retries later"
         if isinstance(exc, api_errors.ServerError):
             return (
-                f"Cloud Storage is temporarily unavailable ({_detail(exc)}); Spillway retries later"
+                f"Cloud Storage is temporarily unavailable ({detail(exc)}); Spillway retries later"
             )
         if isinstance(exc, api_errors.GoogleAPICallError):
-            return f"Cloud Storage refused the request ({_detail(exc)})"
+            return f"Cloud Storage refused the request ({detail(exc)})"
         if isinstance(exc, auth_errors.RefreshError):
             return f"could not get an access token for {self.who}: {refusal(exc)}"
         if isinstance(exc, GARBLED_ERRORS):  # requests' JSONDecodeError, a garbled resource
@@ -288,25 +220,7 @@ class GcsStore(ObjectStore):
 
     def classify(self, exc: BaseException) -> Exception:
         """Transient (the engine retries later) or terminal (a person must act)."""
-        api = _as_api_error(exc)
-        if isinstance(api, DestinationError | TransientError):
-            return api
-        transient = isinstance(
-            api,
-            api_errors.TooManyRequests
-            | api_errors.ServerError
-            | api_errors.RetryError
-            | auth_errors.TransportError
-            | requests.ConnectionError
-            | requests.Timeout
-            | DataCorruption,
-        ) or (isinstance(api, auth_errors.RefreshError) and bool(api.retryable))
-        message = self.explain(exc)
-        if transient:
-            return TransientError(message)
-        if isinstance(api, api_errors.Unauthorized | auth_errors.RefreshError):
-            return CredentialsRejected(message)  # the key itself: deleted, disabled, revoked
-        return DestinationError(message)
+        return classify(exc, self.explain(exc))
 
     # -- objects ------------------------------------------------------------------------------
 
@@ -319,7 +233,9 @@ class GcsStore(ObjectStore):
     def read_object(self, key: str) -> bytes:
         try:
             return bytes(
-                self.bucket().blob(key).download_as_bytes(retry=_retry(), timeout=_timeout())
+                self.bucket()
+                .blob(key)
+                .download_as_bytes(retry=call_retry(), timeout=call_timeout())
             )
         except GOOGLE_ERRORS as exc:
             raise self.classify(exc) from exc
@@ -327,7 +243,7 @@ class GcsStore(ObjectStore):
     def list_objects(self, prefix: str) -> list[str]:
         try:
             blobs = self.client.list_blobs(
-                self.config.bucket, prefix=prefix, retry=_retry(), timeout=_timeout()
+                self.config.bucket, prefix=prefix, retry=call_retry(), timeout=call_timeout()
             )
             return sorted(str(blob.name) for blob in blobs)
         except GOOGLE_ERRORS as exc:
@@ -335,72 +251,14 @@ class GcsStore(ObjectStore):
 
     def delete_object(self, key: str) -> None:
         try:
-            self.bucket().blob(key).delete(retry=_retry(), timeout=_timeout())
+            self.bucket().blob(key).delete(retry=call_retry(), timeout=call_timeout())
         except api_errors.NotFound:
             return
         except GOOGLE_ERRORS as exc:
             raise self.classify(exc) from exc
 
     def validate(self, needs: Needs) -> list[Check]:
-        from spillway.destinations.gcs.checks import run_checks
-
         return run_checks(self, needs)
-
-
-# Google's token endpoint's known refusals: (words in its answer, what Spillway says, the fix).
-# Only these fixed phrases reach a message; the answer's own text never does.
-_REFUSALS = (
-    (
-        "invalid jwt signature",
-        "Invalid JWT Signature",
-        "the key was deleted or disabled in the Cloud console, or its private_key does not "
-        "belong to its private_key_id: create a new JSON key",
-    ),
-    (
-        "short-lived token",
-        "the token request's time is out of range",
-        "the Spillway server's clock is off: synchronise it (NTP)",
-    ),
-    (
-        "not a valid email",
-        "unknown service account",
-        "the service account does not exist (was it deleted?): check client_email",
-    ),
-    (
-        "not found",
-        "unknown service account",
-        "the service account does not exist (was it deleted?): check client_email",
-    ),
-    (
-        "disabled",
-        "account disabled",
-        "the service account is disabled: enable it in IAM & Admin → Service accounts",
-    ),
-)
-
-
-def refusal(exc: auth_errors.RefreshError) -> str:
-    """Why the token endpoint refused, in Spillway's words, with the likely fix.
-
-    google-auth puts the endpoint's answer into the error (the whole body when it is not
-    JSON); only the OAuth error code, when it is one, is repeated from it.
-    """
-    data = next((arg for arg in exc.args[1:] if isinstance(arg, dict)), None)
-    code = data.get("error") if data is not None else None
-    shown_code = code if isinstance(code, str) and _REASON.match(code) else None
-    description = data.get("error_description") if data is not None else None
-    lowered = f"{code} {description}".lower() if data is not None else ""
-    if data is None:
-        return (
-            "the token endpoint did not answer like Google's (no OAuth error in JSON); check "
-            "the key's token_uri, and the network, proxy and firewall of the Spillway server"
-        )
-    for words, said, cause in _REFUSALS:
-        if words in lowered:
-            label = f"{shown_code}: {said}" if shown_code else said
-            return f"{label} ({cause})"
-    label = shown_code or "no error code"
-    return f"{label} (check that the key and its service account still exist and are enabled)"
 
 
 class GcsWriter(ObjectWriter):
@@ -447,8 +305,8 @@ class GcsWriter(ObjectWriter):
                 data,
                 content_type=self._content_type,
                 checksum="crc32c",  # the SDK compares it with the stored object's
-                retry=_retry(),
-                timeout=_timeout(),
+                retry=call_retry(),
+                timeout=call_timeout(),
             )
         except GOOGLE_ERRORS as exc:
             raise self._store.classify(exc) from exc
@@ -461,8 +319,8 @@ class GcsWriter(ObjectWriter):
                 session = blob.create_resumable_upload_session(
                     content_type=self._content_type,
                     checksum=None,
-                    retry=_retry(),
-                    timeout=_timeout(),
+                    retry=call_retry(),
+                    timeout=call_timeout(),
                 )
             except GOOGLE_ERRORS as exc:
                 raise self._store.classify(exc) from exc
@@ -536,7 +394,7 @@ class GcsWriter(ObjectWriter):
         self, session: str, body: bytes, headers: dict[str, str]
     ) -> dict[str, Any] | None:
         """One request to the session: the stored object's resource once it is complete."""
-        response = self._store.http.put(session, data=body, headers=headers, timeout=_timeout())
+        response = self._store.http.put(session, data=body, headers=headers, timeout=call_timeout())
         if response.status_code == 308:  # incomplete; Range says what Cloud Storage holds
             confirmed = re.fullmatch(r"bytes=0-(\d+)", response.headers.get("Range", ""))
             self._offset = int(confirmed.group(1)) + 1 if confirmed else 0
@@ -562,7 +420,7 @@ class GcsWriter(ObjectWriter):
         if (stored_size is not None and stored_size != self.size) or (crc32c and crc32c != sent):
             # The server's own values are shown only when they have the expected shape.
             shown_size = stored_size if stored_size is not None and stored_size >= 0 else "?"
-            shown_crc = crc32c if isinstance(crc32c, str) and _CRC32C.match(crc32c) else "?"
+            shown_crc = crc32c if isinstance(crc32c, str) and CRC32C_TEXT.match(crc32c) else "?"
             raise TransientError(
                 f"Cloud Storage stored {self.key} with {shown_size} bytes and CRC32C "
                 f"{shown_crc}, but Spillway sent {self.size} bytes with CRC32C {sent}; it is "

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from spillway.destinations.base import Capabilities, Tenant, object_location
-from spillway.destinations.local.store import LocalConfig as Config
-from spillway.destinations.local.store import LocalCredentials as Credentials
-from spillway.destinations.local.store import LocalStore, directory_of
+from spillway.destinations.local.client import directory_of
+from spillway.destinations.local.config import LocalConfig as Config
+from spillway.destinations.local.config import LocalCredentials as Credentials
+from spillway.destinations.local.config import public_credentials
+from spillway.destinations.local.store import LocalStore
 from spillway.errors import Invalid
 
 capabilities = Capabilities(
@@ -40,11 +40,6 @@ def build(config: Config, credentials: Credentials, tenant: Tenant) -> LocalStor
     except ValueError as exc:
         return LocalStore(config, tenant, refusal=f"this destination cannot write here: {exc}")
     return LocalStore(config, tenant, project=project, root=root)
-
-
-def public_credentials(credentials: Credentials) -> dict[str, Any]:
-    """Nothing secret to mask."""
-    return {"mode": credentials.mode}
 
 
 __all__ = ["Config", "Credentials", "admit", "build", "capabilities", "public_credentials"]

@@ -3,13 +3,34 @@
 from __future__ import annotations
 
 import re
+from typing import Any, Protocol
 
-from spillway.destinations.aws.client import Failure, error_code
+from spillway.destinations.aws.client import AwsAuth, Failure, error_code
 from spillway.destinations.aws.config import REGION_PATTERN
 from spillway.destinations.aws.identity import after_identity, identity_checks
-from spillway.destinations.base import Check, CheckStatus, Needs, object_checks, skip_rest
+from spillway.destinations.base import (
+    Check,
+    CheckStatus,
+    Needs,
+    Objects,
+    StoredObject,
+    object_checks,
+    skip_rest,
+)
 from spillway.destinations.s3.client import explain
-from spillway.destinations.s3.store import S3Store
+from spillway.destinations.s3.config import S3Config
+
+
+class S3Store(Objects, Protocol):
+    """What the checks read of the store they validate (``store.S3Store``)."""
+
+    config: S3Config
+    auth: AwsAuth
+    last_commit: StoredObject | None
+
+    @property
+    def client(self) -> Any: ...
+
 
 _LATER = ("write", "read", "list", "delete", "encryption")
 _REGION = re.compile(REGION_PATTERN.strip("^$"))

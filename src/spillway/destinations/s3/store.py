@@ -21,6 +21,7 @@ from spillway.destinations.base import (
     PartBuffer,
     StoredObject,
 )
+from spillway.destinations.s3.checks import run_checks
 from spillway.destinations.s3.client import auth_for, classify, s3_client
 from spillway.destinations.s3.config import S3Config
 
@@ -213,6 +214,4 @@ class S3Store(ObjectStore):
             raise classify(exc, self.config) from exc
 
     def validate(self, needs: Needs) -> list[Check]:
-        from spillway.destinations.s3.checks import run_checks
-
         return run_checks(self, needs)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from spillway.destinations.base import Check, Needs, ObjectStore, bucket_checks
+from spillway.destinations.base import Check, Needs, Objects, bucket_checks
 
 
 def _credentials(authorized: bool) -> Check:
@@ -17,7 +17,7 @@ def _bucket(exists: bool) -> Check:
     return Check.failed("bucket", "the bucket does not exist: create it first")
 
 
-def validate(store: ObjectStore, needs: Needs, *, authorized: bool, exists: bool) -> list[Check]:
+def validate(store: Objects, needs: Needs, *, authorized: bool, exists: bool) -> list[Check]:
     """Each step after a failed one is skipped, saying why."""
     return bucket_checks(
         store,

@@ -1,86 +1,19 @@
-"""The memory store: objects in a process-wide dict of buckets, written part by part."""
+"""The memory "service": a process-wide dict of buckets behind one token, and the errors it
+answers with (what a vendor SDK and its error sorting are to a real kind)."""
 
 from __future__ import annotations
 
-from typing import ClassVar
-
-from spillway.destinations.base import (
-    DEFAULT_PART_SIZE,
-    Check,
-    CredentialsRejected,
-    DestinationError,
-    Needs,
-    ObjectStore,
-    ObjectWriter,
-    PartBuffer,
-    StoredObject,
-)
-from tests.integration.destinations.memory import checks
+from spillway.destinations.base import CredentialsRejected, DestinationError
 
 # bucket → key → bytes; a test creates its bucket here first, as one would in a real service.
 BUCKETS: dict[str, dict[str, bytes]] = {}
 TOKEN = "let-me-in"
 
 
-class MemoryWriter(ObjectWriter):
-    """Keeps full parts aside; the object appears only on commit."""
-
-    def __init__(self, store: MemoryStore, key: str) -> None:
-        super().__init__(key)
-        self._store = store
-        self._buffer = PartBuffer(store.part_size)
-        self._parts: list[bytes] = []
-
-    def _write(self, chunk: bytes) -> None:
-        self._parts.extend(self._buffer.add(chunk))
-
-    def _commit(self) -> StoredObject:
-        rest = self._buffer.rest()
-        parts = self._parts + ([rest] if rest or not self._parts else [])
-        data = b"".join(parts)
-        self._store.objects()[self.key] = data
-        return StoredObject(self.key, len(data), {"parts": len(parts)})
-
-    def _abort(self) -> None:
-        self._parts.clear()
-
-
-class MemoryStore(ObjectStore):
-    """A bucket of :data:`BUCKETS`, reachable with :data:`TOKEN` only."""
-
-    kind: ClassVar[str] = "memory"
-
-    def __init__(
-        self, bucket: str, folder: str, token: str, *, part_size: int = DEFAULT_PART_SIZE
-    ) -> None:
-        super().__init__(folder, part_size=part_size)
-        self.bucket = bucket
-        self._token = token
-
-    def objects(self) -> dict[str, bytes]:
-        """The bucket's objects, or the error the service would give."""
-        if self._token != TOKEN:
-            raise CredentialsRejected("the memory store refused the token")
-        if self.bucket not in BUCKETS:
-            raise DestinationError(f"bucket {self.bucket} does not exist")
-        return BUCKETS[self.bucket]
-
-    def open_object(
-        self, key: str, *, content_type: str = "application/octet-stream"
-    ) -> ObjectWriter:
-        self.objects()
-        return MemoryWriter(self, key)
-
-    def read_object(self, key: str) -> bytes:
-        return self.objects()[key]
-
-    def list_objects(self, prefix: str) -> list[str]:
-        return sorted(key for key in self.objects() if key.startswith(prefix))
-
-    def delete_object(self, key: str) -> None:
-        self.objects().pop(key, None)
-
-    def validate(self, needs: Needs) -> list[Check]:
-        return checks.validate(
-            self, needs, authorized=self._token == TOKEN, exists=self.bucket in BUCKETS
-        )
+def bucket_objects(bucket: str, token: str) -> dict[str, bytes]:
+    """The bucket's objects, or the error the service would give."""
+    if token != TOKEN:
+        raise CredentialsRejected("the memory store refused the token")
+    if bucket not in BUCKETS:
+        raise DestinationError(f"bucket {bucket} does not exist")
+    return BUCKETS[bucket]

@@ -5,9 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 from spillway.destinations.base import Capabilities, Tenant, object_location
-from tests.integration.destinations.memory.client import MemoryStore
 from tests.integration.destinations.memory.config import MemoryConfig as Config
 from tests.integration.destinations.memory.config import MemoryCredentials as Credentials
+from tests.integration.destinations.memory.store import MemoryStore
 
 capabilities = Capabilities(
     stream=False,
