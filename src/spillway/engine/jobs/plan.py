@@ -104,6 +104,11 @@ def endpoint_records(
     conn: Connection, project_id: int, application_id: str, matches: Matches | None
 ) -> Iterator[bytes]:
     """One Pinpoint endpoint definition per record."""
+    if matches is None and reports.lines_in_sql(conn):
+        # Every endpoint, no filter: the database builds the lines (no Python per record).
+        for lines in reports.endpoint_lines(conn, project_id, application_id):
+            yield from lines
+        return
     for page in _selected(conn, project_id, matches):
         yield from [pinpoint_line(row, application_id) for row, _record in page]
 

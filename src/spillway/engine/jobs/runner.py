@@ -356,15 +356,17 @@ class JobRunner:
 
     def _export_piece(self, job: Job, target: ObjectStore, piece: JobPiece) -> None:
         first, last = piece.first_row or 1, piece.last_row or 0
+        # The records stream from the snapshot into the encoder a block at a time (a whole
+        # piece held in a list was most of the job's peak memory).
         with self.engine.connect() as conn:
-            bodies = list(job_store.rows(conn, job.id, first, last)) if last >= first else []
-        written = piece_io.write_piece(
-            target,
-            piece.key,
-            bodies,
-            job.definition.get("format", "jsonl"),
-            job.definition.get("compression", "gzip"),
-        )
+            bodies = job_store.rows(conn, job.id, first, last) if last >= first else iter(())
+            written = piece_io.write_piece(
+                target,
+                piece.key,
+                bodies,
+                job.definition.get("format", "jsonl"),
+                job.definition.get("compression", "gzip"),
+            )
         with write(self.engine) as conn:
             leases.fence(conn, jobs_table, job.id, self.owner, now_ms())
             self._renew(conn, job)
