@@ -14,6 +14,8 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
+from spillway.filters import EndpointFilter
+
 # The snapshot flag of a run now: its files are named by its sequence range. (Runs queued by
 # an older version, without it, keep the keys their first attempt used.)
 RANGE_KEYS = "range_keys"
@@ -412,3 +414,29 @@ class JobPiece:
     def from_row(cls, row: Any) -> JobPiece:
         m = _mapping(row)
         return cls(**{name: m[name] for name in cls.__dataclass_fields__})
+
+
+@dataclass(frozen=True, slots=True)
+class Segment:
+    """A saved filter of a project."""
+
+    id: str
+    project_id: int
+    name: str
+    filter: EndpointFilter = field(default_factory=EndpointFilter)
+    created_at: int = 0  # epoch ms
+    updated_at: int = 0
+    deleted_at: int | None = None
+
+    @classmethod
+    def from_row(cls, row: Any) -> Segment:
+        m = _mapping(row)
+        return cls(
+            id=m["id"],
+            project_id=int(m["project_id"]),
+            name=m["name"],
+            filter=EndpointFilter.from_json(m["filter"]),
+            created_at=int(m["created_at"]),
+            updated_at=int(m["updated_at"]),
+            deleted_at=m.get("deleted_at"),
+        )

@@ -25,8 +25,6 @@ from spillway.settings import Settings, get_settings
 log = logging.getLogger(__name__)
 
 
-
-
 class ValidationPool:
     """The pool, its per-project counts and its deadline."""
 

@@ -23,6 +23,7 @@ import orjson
 import pytest
 from sqlalchemy.engine import Engine
 
+from spillway import filters
 from spillway.api.models import EndpointIn
 from spillway.engine.jobs import pieces as piece_io
 from spillway.errors import Conflict
@@ -268,7 +269,7 @@ def test_fifty_thousand_endpoints_once_each_and_a_segment_exactly(world: World) 
         world.engine,
         world.actor,
         "french music",
-        segments.EndpointFilter.from_json(
+        filters.EndpointFilter.from_json(
             {
                 "channel_type": ["EMAIL", "SMS"],
                 "location": {"country": ["FR"]},
@@ -482,6 +483,28 @@ def test_malformed_lines_are_reported_by_line_and_the_rest_imported(world: World
         assert f"exports/incoming/audience.json line {line}:" in failure
     assert "channel_type" in job.failures[2]
     assert sorted(stored(world.engine, world.actor.project_id)) == [f"m-{n}" for n in range(7)]
+
+
+def test_an_import_defines_a_segment_of_exactly_what_it_stored(
+    world: World, engine: Engine, s3_world: S3World
+) -> None:
+    # Another endpoint already in the project, and one line the import refuses: neither may
+    # be in the segment; a second import asking for the same name says why it made none.
+    upsert(engine, world.actor.project_id, {"already-here": {"channel_type": "EMAIL"}})
+    body = [orjson.dumps({"Id": f"s-{n}", "ChannelType": "SMS"}) for n in range(40)]
+    body.append(orjson.dumps({"Id": "refused", "ChannelType": "PIGEON"}))
+    world.put("exports/audience/part-1.json", b"\n".join(body[:25]) + b"\n")
+    world.put("exports/audience/part-2.json", b"\n".join(body[25:]) + b"\n")
+    job = run(engine, import_(world, "audience", define_segment="imported"))
+    assert job.status == "COMPLETED", job.failures
+    assert (job.total_processed, job.total_failures) == (40, 1)
+    [made] = [s for s in segments.list_all(engine, world.actor.project_id) if s.name == "imported"]
+    selected = segments.size(engine, world.actor.project_id, made.filter)
+    assert selected == 40
+    assert sorted(made.filter.endpoint_ids or ()) == sorted(f"s-{n}" for n in range(40))
+    again = run(engine, import_(world, "audience", define_segment="imported"))
+    assert again.status == "COMPLETED"
+    assert any("segment 'imported' not defined" in f for f in again.failures), again.failures
 
 
 def test_a_csv_with_pinpoint_column_names_is_imported(world: World) -> None:

@@ -7,11 +7,11 @@ from sqlalchemy.engine import Engine
 
 from spillway.api.models import EndpointIn
 from spillway.errors import Conflict, NotFound
+from spillway.filters import EndpointFilter
 from spillway.model import Actor
 from spillway.services import profiles
 from spillway.services import segments as service
 from spillway.services.projects import create_project
-from spillway.services.segments import EndpointFilter
 
 
 def seed(engine: Engine, project_id: int, count: int) -> list[dict[str, object]]:

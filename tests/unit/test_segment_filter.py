@@ -9,7 +9,7 @@ import pytest
 from pydantic import ValidationError
 
 from spillway.api.segments import FilterIn, SegmentIn
-from spillway.services.segments import EndpointFilter, parse_instant
+from spillway.filters import EndpointFilter, parse_instant
 
 
 def record(**overrides: Any) -> dict[str, Any]:

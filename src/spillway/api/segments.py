@@ -13,11 +13,11 @@ from typing import Annotated, Any, Literal, Self
 from fastapi import APIRouter, Response
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from spillway import text
+from spillway import filters, text
 from spillway.api.deps import ContextDep, ReadKey, WriteKey
 from spillway.api.models import ChannelType, Demographic, Location
 from spillway.api.responses import JSON
-from spillway.model import Actor
+from spillway.model import Actor, Segment
 from spillway.services import segments as service
 from spillway.services.projects import Principal
 
@@ -49,6 +49,7 @@ class FilterIn(BaseModel):
     """An endpoint filter as a client sends it; every field optional, each a list of values."""
 
     model_config = ConfigDict(extra="forbid")
+    endpoint_ids: Values | None = None
     user_ids: Values | None = None
     channel_type: Annotated[list[ChannelType], Field(min_length=1)] | None = None
     endpoint_status: Annotated[list[Literal["ACTIVE", "INACTIVE"]], Field(min_length=1)] | None = (
@@ -69,7 +70,7 @@ class FilterIn(BaseModel):
     @field_validator("effective_after", "effective_before")
     @classmethod
     def _iso_8601(cls, value: str | None) -> str | None:
-        if value is not None and service.parse_instant(value) is None:
+        if value is not None and filters.parse_instant(value) is None:
             raise ValueError(f"{value!r} {ISO_HINT}")
         return value
 
@@ -77,23 +78,24 @@ class FilterIn(BaseModel):
     def _range(self) -> Self:
         after, before = self.effective_after, self.effective_before
         if after is not None and before is not None:
-            start, end = service.parse_instant(after), service.parse_instant(before)
+            start, end = filters.parse_instant(after), filters.parse_instant(before)
             if start is not None and end is not None and end <= start:
                 raise ValueError("effective_before must be later than effective_after")
         return self
 
-    def to_filter(self) -> service.EndpointFilter:
+    def to_filter(self) -> filters.EndpointFilter:
         """The typed filter the service keeps."""
 
         def values(items: Sequence[str] | None) -> tuple[str, ...] | None:
-            return None if items is None else service.as_lists(items)
+            return None if items is None else filters.as_lists(items)
 
         def value_map(items: dict[str, list[str]] | None) -> dict[str, tuple[str, ...]] | None:
             if items is None:
                 return None
-            return {name: service.as_lists(v) for name, v in items.items()}
+            return {name: filters.as_lists(v) for name, v in items.items()}
 
-        return service.EndpointFilter(
+        return filters.EndpointFilter(
+            endpoint_ids=values(self.endpoint_ids),
             user_ids=values(self.user_ids),
             channel_type=values(self.channel_type),
             endpoint_status=values(self.endpoint_status),
@@ -108,7 +110,7 @@ class FilterIn(BaseModel):
 
 
 def _instant(value: str | None) -> datetime | None:
-    return None if value is None else service.parse_instant(value)
+    return None if value is None else filters.parse_instant(value)
 
 
 class SegmentIn(BaseModel):
@@ -131,7 +133,7 @@ def _actor(principal: Principal) -> Actor:
     return Actor(f"key:{principal.key_id}", principal.project_id)
 
 
-def public(segment: service.Segment, size: int | None = None) -> dict[str, Any]:
+def public(segment: Segment, size: int | None = None) -> dict[str, Any]:
     """A segment as the API shows it."""
     shown: dict[str, Any] = {
         "id": segment.id,

@@ -19,6 +19,7 @@ from spillway.engine.jobs.plan import Matches
 from spillway.engine.jobs.runner import JobRunner, split_s3_url
 from spillway.engine.targets import tenant_of
 from spillway.errors import Conflict, Invalid, NotFound
+from spillway.filters import EndpointFilter
 from spillway.model import Actor, Job, JobPiece
 from spillway.secrets import SecretBox
 from spillway.services import segments
@@ -266,9 +267,33 @@ def _first_problem(exc: Any) -> str:
 
 def runner(engine: Engine, box: SecretBox, **options: Any) -> JobRunner:
     """The job loop with the services it needs (merge rules, segment filters) plugged in."""
-    from spillway.services.segments import EndpointFilter
 
     def matches_for(value: Mapping[str, Any] | None) -> Matches | None:
         return None if not value else EndpointFilter.from_json(value).matches
 
-    return JobRunner(engine, box, import_endpoints, matches_for=matches_for, **options)
+    return JobRunner(
+        engine,
+        box,
+        import_endpoints,
+        matches_for=matches_for,
+        define_segment=define_import_segment,
+        **options,
+    )
+
+
+def define_import_segment(
+    engine: Engine, project_id: int, name: str, endpoint_ids: list[str]
+) -> str | None:
+    """The segment an import job's ``define_segment`` asks for: its endpoints, by id."""
+    from spillway.errors import InputError
+
+    try:
+        segments.create(
+            engine,
+            Actor("import", project_id),
+            name,
+            EndpointFilter(endpoint_ids=tuple(endpoint_ids)),
+        )
+    except InputError as exc:
+        return f"segment {name!r} not defined: {exc}"
+    return None

@@ -142,7 +142,6 @@ def create_key(
     return IssuedKey(project.app_id, project.name, key_id, secret, scope)
 
 
-
 def parse_bearer(header: str | None) -> tuple[str, str]:
     """The key id and secret of an ``Authorization`` header, or :class:`Unauthorized` (no I/O)."""
     if not header:

@@ -1,18 +1,10 @@
-"""Segments: saved endpoint filters of a project, and the filter itself.
-
-The filter lives here, beside the service, because every front door (API, CLI, export and
-import jobs) selects endpoints through it. The store stays ignorant of it: the filter hands the
-store plain "column IN values" conditions (:meth:`EndpointFilter.columns`) to pre-filter a page
-in SQL, and checks the JSON parts (attributes, demographic, location, effective date) here in
-Python, so the same code runs on SQLite and PostgreSQL.
-"""
+"""Segments: saved endpoint filters of a project (the filter itself is ``spillway.filters``)."""
 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime
+from collections.abc import Iterator
+from dataclasses import replace
 from typing import Any
 
 import sqlalchemy as sa
@@ -20,166 +12,14 @@ from sqlalchemy.engine import Engine
 
 from spillway import text
 from spillway.errors import Conflict, Invalid, NotFound
-from spillway.model import Actor
+from spillway.filters import EndpointFilter
+from spillway.model import Actor, Segment
 from spillway.store import segments as segment_store
 from spillway.store.db import now_ms, unique_violation, write
 from spillway.store.schema import segments as segments_table
 
 NAME_LENGTH = 200
 PAGE_SIZE = 1000
-# Columns the store can compare directly; the order is the order of the SQL conditions.
-COLUMN_FIELDS = ("user_ids", "channel_type", "endpoint_status", "opt_out")
-_COLUMN_OF = {"user_ids": "user_id"}
-MAP_FIELDS = ("attributes", "user_attributes", "demographic", "location")
-
-Values = tuple[str, ...]
-ValueMap = Mapping[str, Values]
-
-
-def parse_instant(value: str) -> datetime | None:
-    """An ISO 8601 date or date-time as an aware datetime (no zone: UTC), or None if unreadable."""
-    try:
-        parsed = datetime.fromisoformat(value.strip())
-    except (ValueError, AttributeError):
-        return None
-    return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=UTC)
-
-
-def _iso(instant: datetime) -> str:
-    return instant.astimezone(UTC).isoformat().replace("+00:00", "Z")
-
-
-@dataclass(frozen=True, slots=True)
-class EndpointFilter:
-    """Which endpoints a segment selects. Every field is optional; the fields set must all hold
-    (AND), and each holds when the endpoint has any of its values (OR). An empty filter selects
-    every endpoint of the project."""
-
-    user_ids: Values | None = None
-    channel_type: Values | None = None
-    endpoint_status: Values | None = None
-    opt_out: Values | None = None
-    # name -> values: the endpoint's list under that name holds at least one of the values.
-    attributes: ValueMap | None = None
-    user_attributes: ValueMap | None = None
-    # field -> values: the endpoint's value of that field is one of the values.
-    demographic: ValueMap | None = None
-    location: ValueMap | None = None
-    # Half-open range of the endpoint's effective date: after <= date < before.
-    effective_after: datetime | None = None
-    effective_before: datetime | None = None
-
-    @classmethod
-    def from_json(cls, value: Mapping[str, Any] | None) -> EndpointFilter:
-        """A filter as stored (the output of :meth:`to_json`, already validated)."""
-        value = value or {}
-        known: dict[str, Any] = {}
-        for name in COLUMN_FIELDS:
-            if value.get(name) is not None:
-                known[name] = tuple(value[name])
-        for name in MAP_FIELDS:
-            if value.get(name) is not None:
-                known[name] = {key: tuple(items) for key, items in value[name].items()}
-        for name in ("effective_after", "effective_before"):
-            if value.get(name) is not None:
-                known[name] = parse_instant(value[name])
-        return cls(**known)
-
-    def to_json(self) -> dict[str, Any]:
-        """The fields that are set, as JSON (lists, ISO 8601 UTC)."""
-        out: dict[str, Any] = {}
-        for name in COLUMN_FIELDS:
-            values = getattr(self, name)
-            if values is not None:
-                out[name] = list(values)
-        for name in MAP_FIELDS:
-            mapping = getattr(self, name)
-            if mapping is not None:
-                out[name] = {key: list(items) for key, items in mapping.items()}
-        for name in ("effective_after", "effective_before"):
-            instant = getattr(self, name)
-            if instant is not None:
-                out[name] = _iso(instant)
-        return out
-
-    def columns(self) -> dict[str, Values]:
-        """``column -> accepted values`` the store can check in SQL (an index-friendly IN)."""
-        return {
-            _COLUMN_OF.get(name, name): getattr(self, name)
-            for name in COLUMN_FIELDS
-            if getattr(self, name) is not None
-        }
-
-    @property
-    def needs_python(self) -> bool:
-        """Whether some condition reads the JSON columns (the store cannot count alone)."""
-        return any(getattr(self, name) is not None for name in MAP_FIELDS) or (
-            self.effective_after is not None or self.effective_before is not None
-        )
-
-    def matches(self, endpoint: Mapping[str, Any]) -> bool:
-        """Whether a stored endpoint record (a row mapping) is selected."""
-        for name, values in self.columns().items():
-            if endpoint.get(name) not in values:
-                return False
-        for name in ("attributes", "user_attributes"):
-            wanted: ValueMap | None = getattr(self, name)
-            if wanted is not None and not _lists_match(endpoint.get(name) or {}, wanted):
-                return False
-        for name in ("demographic", "location"):
-            wanted = getattr(self, name)
-            if wanted is not None and not _fields_match(endpoint.get(name) or {}, wanted):
-                return False
-        return self._effective_matches(endpoint.get("effective_date"))
-
-    def _effective_matches(self, stored: Any) -> bool:
-        if self.effective_after is None and self.effective_before is None:
-            return True
-        # An endpoint without a readable effective date is outside every date range.
-        instant = parse_instant(stored) if isinstance(stored, str) else None
-        if instant is None:
-            return False
-        if self.effective_after is not None and instant < self.effective_after:
-            return False
-        return self.effective_before is None or instant < self.effective_before
-
-
-def _lists_match(stored: Mapping[str, Any], wanted: ValueMap) -> bool:
-    for name, values in wanted.items():
-        have = stored.get(name)
-        items = [have] if isinstance(have, str) else (have or [])
-        if not any(item in values for item in items):
-            return False
-    return True
-
-
-def _fields_match(stored: Mapping[str, Any], wanted: ValueMap) -> bool:
-    return all(stored.get(name) in values for name, values in wanted.items())
-
-
-@dataclass(frozen=True, slots=True)
-class Segment:
-    """A saved filter of a project."""
-
-    id: str
-    project_id: int
-    name: str
-    filter: EndpointFilter = field(default_factory=EndpointFilter)
-    created_at: int = 0  # epoch ms
-    updated_at: int = 0
-    deleted_at: int | None = None
-
-    @classmethod
-    def from_row(cls, row: Mapping[str, Any]) -> Segment:
-        return cls(
-            id=row["id"],
-            project_id=int(row["project_id"]),
-            name=row["name"],
-            filter=EndpointFilter.from_json(row["filter"]),
-            created_at=int(row["created_at"]),
-            updated_at=int(row["updated_at"]),
-            deleted_at=row.get("deleted_at"),
-        )
 
 
 def _checked_name(name: str) -> str:
@@ -235,13 +75,13 @@ def get(engine: Engine, project_id: int, segment_id: str) -> Segment:
         row = segment_store.get_segment(conn, project_id, segment_id)
     if row is None:
         raise NotFound(f"no segment {segment_id!r} in this project")
-    return Segment.from_row(row)
+    return row
 
 
 def list_all(engine: Engine, project_id: int) -> list[Segment]:
     """The project's live segments, oldest first."""
     with engine.connect() as conn:
-        return [Segment.from_row(row) for row in segment_store.list_segments(conn, project_id)]
+        return [row for row in segment_store.list_segments(conn, project_id)]
 
 
 def update(
@@ -261,7 +101,7 @@ def update(
             row = segment_store.get_segment(conn, actor.project_id, segment_id)
             if row is None:
                 raise NotFound(f"no segment {segment_id!r} in this project")
-            segment = Segment.from_row(row)
+            segment = row
             renamed = checked is not None and checked != segment.name
             if (
                 renamed
@@ -320,8 +160,3 @@ def size(engine: Engine, project_id: int, endpoint_filter: EndpointFilter) -> in
         with engine.connect() as conn:
             return segment_store.count_endpoints(conn, project_id, endpoint_filter.columns())
     return sum(len(page) for page in matching(engine, project_id, endpoint_filter))
-
-
-def as_lists(values: Sequence[str]) -> Values:
-    """A request's list of values as the filter keeps it (order kept, duplicates dropped)."""
-    return tuple(dict.fromkeys(values))

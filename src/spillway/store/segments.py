@@ -12,38 +12,39 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from spillway.model import Segment
 from spillway.store.schema import endpoints, segments
 
 # The endpoint columns a filter may compare in SQL; anything else is a programming error.
-FILTER_COLUMNS = frozenset({"user_id", "channel_type", "endpoint_status", "opt_out"})
+FILTER_COLUMNS = frozenset({"endpoint_id", "user_id", "channel_type", "endpoint_status", "opt_out"})
 
 
 def _live(project_id: int) -> list[sa.ColumnElement[bool]]:
     return [segments.c.project_id == project_id, segments.c.deleted_at.is_(None)]
 
 
-def get_segment(conn: Connection, project_id: int, segment_id: str) -> dict[str, Any] | None:
+def get_segment(conn: Connection, project_id: int, segment_id: str) -> Segment | None:
     """A live segment of this project, or None (also for another project's id)."""
     row = conn.execute(
         sa.select(segments).where(segments.c.id == segment_id, *_live(project_id))
     ).first()
-    return None if row is None else dict(row._mapping)
+    return None if row is None else Segment.from_row(row)
 
 
-def segment_by_name(conn: Connection, project_id: int, name: str) -> dict[str, Any] | None:
+def segment_by_name(conn: Connection, project_id: int, name: str) -> Segment | None:
     """The live segment of this project with this name, or None."""
     row = conn.execute(
         sa.select(segments).where(segments.c.name == name, *_live(project_id))
     ).first()
-    return None if row is None else dict(row._mapping)
+    return None if row is None else Segment.from_row(row)
 
 
-def list_segments(conn: Connection, project_id: int) -> list[dict[str, Any]]:
+def list_segments(conn: Connection, project_id: int) -> list[Segment]:
     """The project's live segments, oldest first."""
     rows = conn.execute(
         sa.select(segments).where(*_live(project_id)).order_by(segments.c.created_at, segments.c.id)
     )
-    return [dict(row._mapping) for row in rows]
+    return [Segment.from_row(row) for row in rows]
 
 
 def insert_segment(conn: Connection, values: Mapping[str, Any]) -> None:

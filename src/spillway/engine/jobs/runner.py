@@ -52,12 +52,18 @@ log = logging.getLogger(__name__)
 IMPORT_BATCH = 500
 # Snapshot records written per transaction while planning.
 PLAN_BATCH = 5_000
+# The most endpoints a segment defined by an import lists by id.
+MAX_SEGMENT_IDS = 10_000  # a SQL IN list well within every database's parameter limit
+# An import piece keeps the ids it stored as snapshot rows from piece number times this.
+PIECE_ROWS = 1_000_000_000
 # How many times a transient failure is retried before the job fails.
 MAX_ATTEMPTS = 5
 
 # Upserts endpoint definitions (Pinpoint's shape) for a project; per item, why it was refused
 # (None: stored). The profiles service provides it, with the endpoint API's merge rules.
 ImportItems = Callable[[Engine, int, list[dict[str, Any]]], list[str | None]]
+# Creates a segment of listed endpoints (project, name, endpoint ids); why not, or None.
+DefineSegment = Callable[[Engine, int, str, list[str]], str | None]
 
 
 class JobCancelled(Exception):
@@ -75,6 +81,7 @@ class JobRunner:
     owner: str = ""
     lease_ttl_ms: int = 60_000
     matches_for: Callable[[Mapping[str, Any] | None], plan.Matches | None] = lambda _f: None
+    define_segment: DefineSegment | None = None
 
     interval_seconds: float = 5.0
 
@@ -344,15 +351,44 @@ class JobRunner:
                     self._import_piece(job, target, piece)
                 else:
                     self._export_piece(job, target, piece)
+            with self.engine.connect() as conn:
+                unfinished = [p.piece for p in job_store.pieces(conn, job.id) if p.status != "done"]
+            if unfinished:  # never COMPLETED with a piece missing
+                raise TerminalError(
+                    f"pieces {unfinished[:10]} were not written; start the job again"
+                )
             if job.type == "export":
                 self._write_manifest(job, target, planned)
         finally:
             target.close()
+        if job.type == "import" and job.definition.get("define_segment"):
+            self._define_segment(job, str(job.definition["define_segment"]))
         with write(self.engine) as conn:
             leases.fence(conn, jobs_table, job.id, self.owner, now_ms())
             self._check_cancel_in(conn, job)
             job_store.update_job(conn, job.id, {"status": JOB_COMPLETED, "completed_at": now_ms()})
             job_store.drop_rows(conn, job.id)
+
+    def _define_segment(self, job: Job, name: str) -> None:
+        """Create the segment of the endpoints the import stored (their ids were kept with
+        each piece); a problem is said in the job's failures, not a reason to fail it."""
+        with self.engine.connect() as conn:
+            ids = sorted({body.decode() for body in job_store.rows(conn, job.id, 0, 2**62)})
+            now = job_store.job_by_id(conn, job.id)
+        imported = now.total_processed if now is not None else len(ids)
+        if imported > MAX_SEGMENT_IDS:
+            problem: str | None = (
+                f"segment {name!r} not defined: {imported:,} endpoints were imported, a segment "
+                f"of listed endpoints holds at most {MAX_SEGMENT_IDS:,}; define one by "
+                "attributes instead"
+            )
+        elif self.define_segment is None:
+            problem = f"segment {name!r} not defined: segments are not available here"
+        else:
+            problem = self.define_segment(self.engine, job.project_id, name, ids)
+        if problem:
+            with write(self.engine) as conn:
+                job_store.add_failures(conn, job, [problem], 0)
 
     def _export_piece(self, job: Job, target: ObjectStore, piece: JobPiece) -> None:
         first, last = piece.first_row or 1, piece.last_row or 0
@@ -408,16 +444,15 @@ class JobRunner:
     def _import_piece(self, job: Job, target: ObjectStore, piece: JobPiece) -> None:
         data = target.read_object(piece.key)
         file_format = "csv" if job.definition.get("format") == "csv" else "json"
-        processed = 0
+        stored: list[bytes] = []  # the ids of the endpoints stored (for define_segment)
         problems: list[tuple[int, str]] = []  # (line, reason)
         batch: list[tuple[int, dict[str, Any]]] = []
 
         def flush() -> None:
-            nonlocal processed
             results = self.import_items(self.engine, job.project_id, [item for _, item in batch])
-            for (number, _item), error in zip(batch, results, strict=True):
+            for (number, item), error in zip(batch, results, strict=True):
                 if error is None:
-                    processed += 1
+                    stored.append(str(item["Id"]).encode())
                 else:
                     problems.append((number, error))
             batch.clear()
@@ -440,11 +475,15 @@ class JobRunner:
                 job.id,
                 piece.piece,
                 ok=True,
-                records=processed,
+                records=len(stored),
                 failures=len(problems),
                 size=len(data),
                 sha256=None,
             )
+            if job.definition.get("define_segment") and len(stored) <= MAX_SEGMENT_IDS:
+                # Kept with the piece, in its transaction: a piece imported again after a crash
+                # never lists an endpoint twice.
+                job_store.insert_rows(conn, job.id, piece.piece * PIECE_ROWS, stored)
             if problems:
                 job_store.add_failures(conn, job, messages, len(problems))
 
