@@ -13,16 +13,8 @@ from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 from urllib.parse import parse_qs, urlsplit
 
-from pydantic import (
-    BaseModel,
-    ConfigDict,
-    Field,
-    RootModel,
-    SecretStr,
-    ValidationInfo,
-    field_validator,
-    model_validator,
-)
+import pydantic
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
 from spillway import netpolicy
 from spillway.destinations.fields import EndpointUrl, Folder, stored
@@ -57,7 +49,7 @@ class AzureBlobConfig(BaseModel):
 
     @field_validator("account_url")
     @classmethod
-    def _account_url(cls, value: str | None, info: ValidationInfo) -> str | None:
+    def _account_url(cls, value: str | None, info: pydantic.ValidationInfo) -> str | None:
         if value is None:  # empty is "not set" (fields.EndpointUrl)
             return None
         value = value.strip().rstrip("/")
@@ -237,7 +229,7 @@ class ConnectionString(BaseModel):
     connection_string: SecretStr = Field(min_length=1)
 
     @model_validator(mode="after")
-    def _check(self, info: ValidationInfo) -> ConnectionString:
+    def _check(self, info: pydantic.ValidationInfo) -> ConnectionString:
         # A stored one's endpoints are checked when its store is built (see refusal()).
         parse_connection_string(self.connection_string.get_secret_value(), check=not stored(info))
         return self
@@ -281,7 +273,9 @@ class SasToken(BaseModel):
 
 
 class AzureCredentials(
-    RootModel[Annotated[ConnectionString | AccountKey | SasToken, Field(discriminator="mode")]]
+    pydantic.RootModel[
+        Annotated[ConnectionString | AccountKey | SasToken, Field(discriminator="mode")]
+    ]
 ):
     """One of the modes, chosen by ``mode``."""
 

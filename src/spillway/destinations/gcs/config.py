@@ -9,16 +9,8 @@ import json
 import re
 from typing import Annotated, Any, Literal
 
-from pydantic import (
-    BaseModel,
-    ConfigDict,
-    Field,
-    RootModel,
-    SecretStr,
-    ValidationInfo,
-    field_validator,
-    model_validator,
-)
+import pydantic
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
 from spillway import netpolicy
 from spillway.destinations import fields
@@ -27,7 +19,7 @@ from spillway.destinations.fields import EndpointUrl, Folder
 from spillway.secrets import mask
 
 
-def check_endpoint(url: str, info: ValidationInfo | None = None) -> str:
+def check_endpoint(url: str, info: pydantic.ValidationInfo | None = None) -> str:
     """endpoint_url: https on Google's storage domain, or an origin the operator lists."""
     return fields.check_endpoint(url, info, field="endpoint_url", provider=netpolicy.GCS_DOMAINS)
 
@@ -54,15 +46,15 @@ _PROJECT = re.compile(r"^([a-z][a-z0-9.-]*:)?[a-z][a-z0-9-]{4,28}[a-z0-9]$")
 
 
 class GcsConfig(BaseModel):
-    """Where objects are written."""
+    """Where objects are written: a bucket, a folder in it, and the project billed."""
 
     model_config = ConfigDict(extra="forbid")
     bucket: str = Field(description="Bucket name, e.g. acme-exports (without gs://).")
-    folder: Folder = ""
     project: str | None = Field(
         default=None,
         description="Project id used for requests; by default the service account key's.",
     )
+    folder: Folder = ""
     endpoint_url: EndpointUrl = Field(
         default=None,
         description=(
@@ -73,7 +65,7 @@ class GcsConfig(BaseModel):
 
     @field_validator("endpoint_url")
     @classmethod
-    def _endpoint(cls, value: str | None, info: ValidationInfo) -> str | None:
+    def _endpoint(cls, value: str | None, info: pydantic.ValidationInfo) -> str | None:
         # Empty is "not set" (fields.EndpointUrl); a stored one is judged in refusal().
         return None if value is None else check_endpoint(value.strip(), info)
 
@@ -161,7 +153,7 @@ class ServiceAccountKey(BaseModel):
 
     @field_validator("token_uri")
     @classmethod
-    def _token_uri(cls, value: str, info: ValidationInfo) -> str:
+    def _token_uri(cls, value: str, info: pydantic.ValidationInfo) -> str:
         if fields.stored(info):  # checked when its store is built (see refusal())
             return value
         return check_token_uri(value)
@@ -211,7 +203,7 @@ class Anonymous(BaseModel):
 GcsAuth = ServiceAccount | Anonymous
 
 
-class GcsCredentials(RootModel[GcsAuth]):
+class GcsCredentials(pydantic.RootModel[GcsAuth]):
     """What the API accepts: ``{"mode": "service_account", "key_json": …}`` or anonymous.
 
     The downloaded key file itself (``{"type": "service_account", …}``) is accepted as well.

@@ -23,15 +23,8 @@ from google.cloud.storage.exceptions import DataCorruption
 from google.oauth2 import service_account
 
 from spillway import netpolicy
-from spillway.destinations.base import (
-    Check,
-    DestinationError,
-    Needs,
-    ObjectStore,
-    ObjectWriter,
-    PartBuffer,
-    StoredObject,
-)
+from spillway.destinations import base
+from spillway.destinations.base import Check, DestinationError, ObjectStore, StoredObject
 from spillway.destinations.gcs.checks import run_checks
 from spillway.destinations.gcs.client import (
     CRC32C_TEXT,
@@ -226,7 +219,7 @@ class GcsStore(ObjectStore):
 
     def open_object(
         self, key: str, *, content_type: str = "application/octet-stream"
-    ) -> ObjectWriter:
+    ) -> base.ObjectWriter:
         self.guard()
         return GcsWriter(self, key, content_type)
 
@@ -257,11 +250,11 @@ class GcsStore(ObjectStore):
         except GOOGLE_ERRORS as exc:
             raise self.classify(exc) from exc
 
-    def validate(self, needs: Needs) -> list[Check]:
+    def validate(self, needs: base.Needs) -> list[Check]:
         return run_checks(self, needs)
 
 
-class GcsWriter(ObjectWriter):
+class GcsWriter(base.ObjectWriter):
     """One object: a single upload when small, else a resumable upload sent part by part.
 
     The protocol is driven here rather than through the SDK's ``BlobWriter``, which finalises
@@ -273,7 +266,7 @@ class GcsWriter(ObjectWriter):
         super().__init__(key)
         self._store = store
         self._content_type = content_type
-        self._buffer = PartBuffer(chunk_size(store.part_size))
+        self._buffer = base.PartBuffer(chunk_size(store.part_size))
         self._session: str | None = None  # the upload session's URI, once a part is full
         self._offset = 0  # bytes Cloud Storage confirmed
         self._parts = 0
