@@ -220,7 +220,7 @@ def run_child(spec: dict[str, Any], profile: str | None) -> dict[str, Any]:
     command = [sys.executable]
     if profile:
         command += ["-m", "cProfile", "-o", profile]
-    command += [os.environ.get("BENCH_CHILD", __file__), "--child", json.dumps(spec)]
+    command += [__file__, "--child", json.dumps(spec)]
     answer = subprocess.run(command, capture_output=True, text=True, check=False, env=env)
     if answer.returncode != 0:
         raise SystemExit(f"{spec['phase']} subprocess failed:\n{answer.stderr[-3000:]}")

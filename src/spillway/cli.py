@@ -191,6 +191,13 @@ def migrate_command() -> None:
 @admin.command("create-project")
 def create_project(
     name: Annotated[str, typer.Argument(help="A unique project name.")],
+    app_id: Annotated[
+        str | None,
+        typer.Option(
+            "--app-id",
+            help="Its id, 32 lower-case hex characters: keep a Pinpoint ApplicationId.",
+        ),
+    ] = None,
     json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """Create a project (an app whose events Spillway collects)."""
@@ -201,7 +208,7 @@ def create_project(
     engine = create_engine(_settings().resolved_database_url)
     migrate(engine)
     try:
-        row = create(engine, name)
+        row = create(engine, name, app_id=app_id)
     except InputError as exc:
         raise _fail(str(exc)) from None
     out = {"project_id": row.app_id, "name": row.name, "external_id": row.external_id}
@@ -257,6 +264,30 @@ def create_key(
         typer.echo(f"key {issued.key_id} ({issued.scope}) for project {issued.project_name!r}")
         typer.echo(f"secret (shown only now): {issued.secret}")
         typer.echo(f"use it as: Authorization: Bearer {issued.token}")
+
+
+@admin.command("create-operator-key")
+def create_operator_key(
+    name: Annotated[str | None, typer.Option(help="A label for the key.")] = None,
+    json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Issue an operator key: bound to no project, for the Pinpoint-compatible API's
+    account-level calls (CreateApp, GetApps, DeleteApp) and every app's. Printed once."""
+    from spillway.secrets import SecretBox
+    from spillway.services.projects import create_operator_key as create
+    from spillway.store.db import create_engine, migrate
+
+    settings = _settings()
+    engine = create_engine(settings.resolved_database_url)
+    migrate(engine)
+    issued = create(engine, SecretBox(settings.service_key()), name)
+    out = {"key_id": issued.key_id, "secret": issued.secret, "scope": "operator"}
+    if json:
+        typer.echo(orjson.dumps(out).decode())
+    else:
+        typer.echo(f"operator key {issued.key_id}")
+        typer.echo(f"secret (shown only now): {issued.secret}")
+        typer.echo("use it as the AWS access key id and secret access key (SigV4) on /v1/apps")
 
 
 @admin.command("revoke-key")

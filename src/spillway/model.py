@@ -37,6 +37,7 @@ class Project:
     name: str
     external_id: str  # what the project's AWS trust policies must require
     created_at: int  # epoch ms
+    tags: Mapping[str, str] = field(default_factory=dict)  # Pinpoint's app tags
 
     @classmethod
     def from_row(cls, row: Any) -> Project:
@@ -47,6 +48,7 @@ class Project:
             name=m["name"],
             external_id=m["external_id"],
             created_at=int(m["created_at"]),
+            tags=dict(m.get("tags") or {}),
         )
 
 
@@ -55,7 +57,7 @@ class Key:
     """An integration key as stored; the secret itself is never loaded here."""
 
     key_id: str
-    project_id: int
+    project_id: int | None  # None: an operator key, bound to no project
     scope: str
     secret_hash: str
     revoked_at: int | None
@@ -67,7 +69,7 @@ class Key:
         m = _mapping(row)
         return cls(
             key_id=m["key_id"],
-            project_id=int(m["project_id"]),
+            project_id=None if m["project_id"] is None else int(m["project_id"]),
             scope=m["scope"],
             secret_hash=m.get("secret_hash", ""),
             revoked_at=m.get("revoked_at"),

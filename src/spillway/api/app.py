@@ -11,7 +11,17 @@ from fastapi import FastAPI
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from spillway import __version__, metrics, validation
-from spillway.api import destinations, endpoints, errors, events, exports, health, jobs, segments
+from spillway.api import (
+    destinations,
+    endpoints,
+    errors,
+    events,
+    exports,
+    health,
+    jobs,
+    pinpoint,
+    segments,
+)
 from spillway.api.deps import Context
 from spillway.api.guard import Authenticator, GuardMiddleware
 from spillway.api.urltext import UrlTextMiddleware
@@ -74,7 +84,7 @@ def create_app(
     """Build the app. ``on_startup`` lets ``spillway serve`` start the worker beside it."""
     settings = settings or Settings()
     context = build_context(settings)
-    authenticator = Authenticator(context.engine)
+    authenticator = Authenticator(context.engine, context.box)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -104,6 +114,8 @@ def create_app(
     app.include_router(exports.router)
     app.include_router(segments.router)
     app.include_router(jobs.router)
+    # Last: its catch-all answers any other /v1 path with a Pinpoint error.
+    app.include_router(pinpoint.router)
     app.add_middleware(UrlTextMiddleware)  # inside the guard: keys are checked first
     # Outermost last: latency is measured around the guard, so refusals are counted too.
     app.add_middleware(GuardMiddleware, settings=settings, authenticator=authenticator)

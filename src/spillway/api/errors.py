@@ -12,6 +12,7 @@ from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException
 
 from spillway import errors
+from spillway.api.pinpoint import errors as pinpoint
 from spillway.api.responses import JSON
 from spillway.errors import InputError, TransientError
 
@@ -90,7 +91,9 @@ def install(app: FastAPI) -> None:
     """Register the handlers that turn exceptions into JSON answers."""
 
     @app.exception_handler(InputError)
-    async def _input(_: Request, exc: InputError) -> JSON:
+    async def _input(request: Request, exc: InputError) -> JSON:
+        if pinpoint.is_pinpoint(request.url.path):
+            return pinpoint.answer_for(exc)
         answer = answer_for(exc)
         extra: dict[str, Any] = {}
         checks = getattr(exc, "checks", None)
@@ -101,18 +104,35 @@ def install(app: FastAPI) -> None:
         )
 
     @app.exception_handler(TransientError)
-    async def _transient(_: Request, exc: TransientError) -> JSON:
+    async def _transient(request: Request, exc: TransientError) -> JSON:
         log.warning("answering 503: %s", exc)
+        if pinpoint.is_pinpoint(request.url.path):
+            return pinpoint.answer_for(exc)
         return JSON(error_body("unavailable", str(exc)), 503, headers={"Retry-After": "1"})
 
     @app.exception_handler(RequestValidationError)
-    async def _validation(_: Request, exc: RequestValidationError) -> JSON:
+    async def _validation(request: Request, exc: RequestValidationError) -> JSON:
         errors = [
             {k: v for k, v in err.items() if k in ("loc", "msg", "type")} for err in exc.errors()
         ]
+        if pinpoint.is_pinpoint(request.url.path):
+            return pinpoint.answer(400, "BadRequestException", _describe(errors))
         return JSON(error_body("invalid_request", _describe(errors), details=errors), 422)
 
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, exc: Exception) -> JSON:
+        # A bug, logged with its traceback; the client gets the error shape of its API.
+        log.error("unexpected error on %s %s", request.method, request.url.path, exc_info=exc)
+        if pinpoint.is_pinpoint(request.url.path):
+            return pinpoint.answer_for(exc)
+        return JSON(error_body("internal_error", "internal error; see the server log"), 500)
+
     @app.exception_handler(HTTPException)
-    async def _http(_: Request, exc: HTTPException) -> JSON:
+    async def _http(request: Request, exc: HTTPException) -> JSON:
+        if pinpoint.is_pinpoint(request.url.path):
+            names = {404: "NotFoundException", 405: "MethodNotAllowedException"}
+            return pinpoint.answer(
+                exc.status_code, names.get(exc.status_code, "BadRequestException"), str(exc.detail)
+            )
         code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
         return JSON(error_body(code, str(exc.detail)), exc.status_code, headers=exc.headers)

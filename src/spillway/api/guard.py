@@ -6,6 +6,11 @@ passed) and answers 401 without reading the body; then it holds the body to the 
 a ``Content-Length`` over it is answered 413 at once, and a body without one (chunked) is
 counted as it streams in and cut off with 413 as soon as it passes the limit. The principal it
 found is left in the request state, where the route dependencies (``api/deps.py``) take it.
+
+The Pinpoint-compatible routes (``/v1/``) are signed with SigV4 instead: the guard parses the
+``Authorization`` header and finds the key and its secret (403 ``ForbiddenException`` when
+either is missing) before the body is read; the route then checks the signature over the body
+(``api/pinpoint/auth.py``).
 """
 
 from __future__ import annotations
@@ -13,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
+import re
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -23,9 +29,13 @@ from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from spillway.api.errors import answer_for, error_body
+from spillway.api.pinpoint import sigv4
+from spillway.api.pinpoint.errors import answer_for as pinpoint_answer
+from spillway.api.pinpoint.errors import is_pinpoint
 from spillway.api.responses import JSON
-from spillway.errors import InputError, TooLarge, Unauthorized
-from spillway.services.projects import Principal, parse_bearer, verify
+from spillway.errors import Forbidden, InputError, TooLarge, Unauthorized
+from spillway.secrets import SecretBox
+from spillway.services.projects import Principal, parse_bearer, secret_of, verify
 from spillway.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -58,11 +68,17 @@ class BodyLimit:
         return f"request body exceeds {self.size:,} bytes, the limit for this call ({self.setting})"
 
 
+_PINPOINT_INGEST = re.compile(r"^/v1/apps/[^/]+/(events|endpoints)/?$")
+
+
 def body_limit(settings: Settings, method: str, path: str) -> BodyLimit:
-    """The body limit of an ``/api/v1`` call: ingest routes get the ingest limit, one endpoint
-    document its own, every other (management) call the small JSON limit."""
-    if (method == "POST" and path == "/api/v1/events") or (
-        method == "PUT" and path == "/api/v1/endpoints"
+    """The body limit of an ``/api/v1`` (or Pinpoint ``/v1``) call: ingest routes get the
+    ingest limit, one endpoint document its own, every other (management) call the small JSON
+    limit."""
+    if (
+        (method == "POST" and path == "/api/v1/events")
+        or (method == "PUT" and path == "/api/v1/endpoints")
+        or (method in ("POST", "PUT") and _PINPOINT_INGEST.match(path))
     ):
         return BodyLimit(settings.max_request_bytes, "SPILLWAY_MAX_REQUEST_BYTES")
     if method == "PUT" and path.startswith("/api/v1/endpoints/"):
@@ -76,12 +92,14 @@ class Authenticator:
     def __init__(
         self,
         engine: Engine,
+        box: SecretBox | None = None,
         *,
         cache_seconds: float = CACHE_SECONDS,
         cache_entries: int = CACHE_ENTRIES,
         threads: int = AUTH_THREADS,
     ) -> None:
         self._engine = engine
+        self._box = box
         self._ttl = cache_seconds
         self._max = cache_entries
         self._pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="spillway-auth")
@@ -124,6 +142,16 @@ class Authenticator:
                 del self._cache[next(iter(self._cache))]  # the oldest entry
         self._cache[digest] = (time.monotonic() + self._ttl, done.result())
 
+    async def signer(self, key_id: str) -> tuple[Principal, str]:
+        """A SigV4 caller's key and its secret (the signature is checked by the route, over
+        the body), or :class:`Forbidden`."""
+        if self._box is None:
+            raise Forbidden("this server was started without its service key")
+        loop = asyncio.get_running_loop()
+        return await asyncio.wrap_future(
+            self._pool.submit(secret_of, self._engine, self._box, key_id), loop=loop
+        )
+
     def close(self) -> None:
         """Stop the lookup threads."""
         self._pool.shutdown(wait=False, cancel_futures=True)
@@ -147,8 +175,8 @@ async def _refuse_error(scope: Scope, receive: Receive, send: Send, exc: InputEr
 
 
 class GuardMiddleware:
-    """Authenticates ``/api/v1`` requests and holds their bodies to the route's limit, before
-    and while the body is read (pure ASGI: the body is never buffered here)."""
+    """Authenticates ``/api/v1`` and ``/v1`` requests and holds their bodies to the route's
+    limit, before and while the body is read (pure ASGI: the body is never buffered here)."""
 
     def __init__(self, app: ASGIApp, settings: Settings, authenticator: Authenticator) -> None:
         self.app = app
@@ -156,14 +184,24 @@ class GuardMiddleware:
         self.authenticator = authenticator
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or not scope["path"].startswith(API_PREFIX):
+        path = scope["path"] if scope["type"] == "http" else ""
+        pinpoint = is_pinpoint(path)
+        if not (pinpoint or path.startswith(API_PREFIX)):
             await self.app(scope, receive, send)
             return
         headers = Headers(scope=scope)
         try:
-            principal = await self.authenticator.principal(headers.get("authorization"))
-        except Unauthorized as exc:
-            await _refuse_error(scope, receive, send, exc)
+            if pinpoint:
+                signed = sigv4.parse_authorization(headers.get("authorization"))
+                principal, secret = await self.authenticator.signer(signed.key_id)
+                scope.setdefault("state", {})["pinpoint"] = (signed, principal, secret)
+            else:
+                principal = await self.authenticator.principal(headers.get("authorization"))
+        except (Unauthorized, Forbidden) as exc:
+            if pinpoint:
+                await pinpoint_answer(exc)(scope, receive, send)
+            else:
+                await _refuse_error(scope, receive, send, exc)
             return
         except SQLAlchemyError as exc:
             log.warning("answering 503: key lookup failed (%s)", exc.__class__.__name__)
@@ -189,7 +227,11 @@ class GuardMiddleware:
                 )
                 return
             if size > limit.size:
-                await _refuse_error(scope, receive, send, TooLarge(limit.declared(size)))
+                too_large = TooLarge(limit.declared(size))
+                if pinpoint:
+                    await pinpoint_answer(too_large)(scope, receive, send)
+                else:
+                    await _refuse_error(scope, receive, send, too_large)
                 return
 
         scope.setdefault("state", {})["principal"] = principal
@@ -221,4 +263,7 @@ class GuardMiddleware:
             if refused is None or started:
                 raise
         if refused is not None and not started:
-            await _refuse_error(scope, receive, send, TooLarge(refused))
+            if pinpoint:
+                await pinpoint_answer(TooLarge(refused))(scope, receive, send)
+            else:
+                await _refuse_error(scope, receive, send, TooLarge(refused))

@@ -12,17 +12,24 @@ from spillway.store.db import now_ms
 from spillway.store.schema import audit_log, integration_keys, projects
 
 
-def insert_project(conn: Connection, *, app_id: str, name: str, external_id: str) -> Project:
+def insert_project(
+    conn: Connection,
+    *,
+    app_id: str,
+    name: str,
+    external_id: str,
+    tags: dict[str, str] | None = None,
+) -> Project:
     """Create a project; the caller generates the public ids."""
     created = now_ms()
     result = conn.execute(
         projects.insert().values(
-            app_id=app_id, name=name, external_id=external_id, created_at=created
+            app_id=app_id, name=name, external_id=external_id, created_at=created, tags=tags
         )
     )
     (project_id,) = result.inserted_primary_key or (None,)
     assert project_id is not None
-    return Project(int(project_id), app_id, name, external_id, created)
+    return Project(int(project_id), app_id, name, external_id, created, dict(tags or {}))
 
 
 def _project(row: sa.Row[Any] | None) -> Project | None:
@@ -36,6 +43,7 @@ def _columns() -> list[sa.Column[Any]]:
         projects.c.name,
         projects.c.external_id,
         projects.c.created_at,
+        projects.c.tags,
     ]
 
 
@@ -47,6 +55,12 @@ def project_by_name(conn: Connection, name: str) -> Project | None:
 def project_by_ref(conn: Connection, ref: str) -> Project | None:
     """A project by its public id or by its name, whichever matches."""
     query = sa.select(*_columns()).where(sa.or_(projects.c.app_id == ref, projects.c.name == ref))
+    return _project(conn.execute(query).first())
+
+
+def project_by_app_id(conn: Connection, app_id: str) -> Project | None:
+    """A project by its public id only (a Pinpoint ApplicationId)."""
+    query = sa.select(*_columns()).where(projects.c.app_id == app_id)
     return _project(conn.execute(query).first())
 
 
@@ -66,7 +80,7 @@ def insert_key(
     conn: Connection,
     *,
     key_id: str,
-    project_id: int,
+    project_id: int | None,
     scope: str,
     secret_hash: str,
     secret_sealed: bytes,
@@ -98,6 +112,14 @@ def key_by_id(conn: Connection, key_id: str) -> Key | None:
         ).where(integration_keys.c.key_id == key_id)
     ).first()
     return None if row is None else Key.from_row(row)
+
+
+def sealed_secret(conn: Connection, key_id: str) -> bytes | None:
+    """The key's secret, sealed with the service key (SigV4 needs the secret itself)."""
+    found = conn.execute(
+        sa.select(integration_keys.c.secret_sealed).where(integration_keys.c.key_id == key_id)
+    ).scalar_one_or_none()
+    return None if found is None else bytes(found)
 
 
 def list_keys(conn: Connection, project_id: int) -> list[Key]:
@@ -148,3 +170,27 @@ def record_audit(
             detail=detail or {},
         )
     )
+
+
+def delete_project(conn: Connection, project_id: int) -> None:
+    """Remove a project and everything it holds (its audit trail stays), children first."""
+    from spillway.store import schema as t
+
+    export_ids = sa.select(t.exports.c.id).where(t.exports.c.project_id == project_id)
+    job_ids = sa.select(t.jobs.c.id).where(t.jobs.c.project_id == project_id)
+    for table, condition in (
+        (t.job_rows, t.job_rows.c.job_id.in_(job_ids)),
+        (t.job_pieces, t.job_pieces.c.job_id.in_(job_ids)),
+        (t.jobs, t.jobs.c.project_id == project_id),
+        (t.dead_letters, t.dead_letters.c.export_id.in_(export_ids)),
+        (t.stream_state, t.stream_state.c.export_id.in_(export_ids)),
+        (t.runs, t.runs.c.export_id.in_(export_ids)),
+        (t.exports, t.exports.c.project_id == project_id),
+        (t.destinations, t.destinations.c.project_id == project_id),
+        (t.segments, t.segments.c.project_id == project_id),
+        (t.endpoints, t.endpoints.c.project_id == project_id),
+        (t.events, t.events.c.project_id == project_id),
+        (t.integration_keys, t.integration_keys.c.project_id == project_id),
+        (t.projects, t.projects.c.id == project_id),
+    ):
+        conn.execute(table.delete().where(condition))

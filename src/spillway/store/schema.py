@@ -27,6 +27,8 @@ projects = sa.Table(
     # Issued per project for cross-account role assumption; not a secret, shown to the user.
     sa.Column("external_id", sa.String(64), nullable=False),
     sa.Column("created_at", sa.BigInteger, nullable=False),
+    # Pinpoint's app tags (migration 0011): a map of strings, kept and shown back.
+    sa.Column("tags", sa.JSON, nullable=True),
     sqlite_autoincrement=True,
 )
 
@@ -34,7 +36,9 @@ integration_keys = sa.Table(
     "integration_keys",
     metadata,
     sa.Column("key_id", sa.String(32), primary_key=True),
-    sa.Column("project_id", BigId, sa.ForeignKey("projects.id"), nullable=False, index=True),
+    # NULL for an operator key (migration 0011): bound to no project, it acts on every app
+    # through the Pinpoint-compatible API.
+    sa.Column("project_id", BigId, sa.ForeignKey("projects.id"), nullable=True, index=True),
     sa.Column("scope", sa.String(16), nullable=False),
     sa.Column("name", sa.String(200), nullable=True),
     # SHA-256 of the secret: enough for bearer auth, since secrets are 240 random bits.
