@@ -5,6 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 AZURITE := .tools/node_modules/.bin/azurite-blob
+AWSCLI := .tools/awscli/bin/aws
 
 .DEFAULT_GOAL := help
 
@@ -23,6 +24,12 @@ $(AZURITE): ## Azurite, the Azure Blob test server (npm, into .tools/)
 	mkdir -p .tools
 	npm install --prefix .tools --silent --no-audit --no-fund azurite@3
 
+# Its own venv: awscli v1 pins botocore, which must not move the one Spillway runs on.
+$(AWSCLI): ## The AWS CLI (v1, pip) for the Pinpoint tests, into .tools/awscli
+	$(PYTHON) -m venv .tools/awscli
+	.tools/awscli/bin/pip install --quiet --upgrade pip
+	.tools/awscli/bin/pip install --quiet awscli
+
 system-deps: ## Install the test servers' system packages (PostgreSQL, gnupg) when missing
 	@scripts/system-deps.sh
 
@@ -34,7 +41,7 @@ lint: $(STAMP) ## ruff and mypy
 	$(BIN)/ruff format --check src tests benchmarks
 	$(BIN)/mypy
 
-test: system-deps $(STAMP) $(AZURITE) lint ## Lint, then run the whole test suite against real servers
+test: system-deps $(STAMP) $(AZURITE) $(AWSCLI) lint ## Lint, then run the whole test suite against real servers
 	$(BIN)/pytest
 
 fuzz: $(STAMP) ## Fuzz the API with schemathesis against a real server (FUZZ_SECONDS, default 180)

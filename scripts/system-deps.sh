@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Installs what the test suite's real servers need, when missing: PostgreSQL, gnupg, Node.js.
+# Installs what the test suite's real servers need, when missing: PostgreSQL, gnupg, Node.js,
+# and Debian's Chromium for the browser tests (Playwright drives it; never a downloaded build).
 # Runs as part of `make test` so a fresh machine needs nothing else.
 set -euo pipefail
 
@@ -9,6 +10,7 @@ ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || command -v initdb >/dev/n
 command -v gpg >/dev/null 2>&1 || need+=(gnupg)
 command -v npm >/dev/null 2>&1 || need+=(nodejs npm)
 command -v runuser >/dev/null 2>&1 || need+=(util-linux)
+[ -x /usr/bin/chromium ] || need+=(chromium)
 
 if [ ${#need[@]} -eq 0 ]; then
   exit 0

@@ -10,7 +10,10 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from spillway.model import Endpoint  # model imports this module
 
 # Columns the store can compare directly; the order is the order of the SQL conditions.
 COLUMN_FIELDS = ("endpoint_ids", "user_ids", "channel_type", "endpoint_status", "opt_out")
@@ -103,20 +106,20 @@ class EndpointFilter:
             self.effective_after is not None or self.effective_before is not None
         )
 
-    def matches(self, endpoint: Mapping[str, Any]) -> bool:
-        """Whether a stored endpoint record (a row mapping) is selected."""
+    def matches(self, endpoint: Endpoint) -> bool:
+        """Whether a stored endpoint is selected."""
         for name, values in self.columns().items():
-            if endpoint.get(name) not in values:
+            if getattr(endpoint, name) not in values:
                 return False
         for name in ("attributes", "user_attributes"):
             wanted: ValueMap | None = getattr(self, name)
-            if wanted is not None and not _lists_match(endpoint.get(name) or {}, wanted):
+            if wanted is not None and not _lists_match(getattr(endpoint, name) or {}, wanted):
                 return False
         for name in ("demographic", "location"):
             wanted = getattr(self, name)
-            if wanted is not None and not _fields_match(endpoint.get(name) or {}, wanted):
+            if wanted is not None and not _fields_match(getattr(endpoint, name) or {}, wanted):
                 return False
-        return self._effective_matches(endpoint.get("effective_date"))
+        return self._effective_matches(endpoint.effective_date)
 
     def _effective_matches(self, stored: Any) -> bool:
         if self.effective_after is None and self.effective_before is None:

@@ -442,3 +442,53 @@ class Segment:
             updated_at=int(m["updated_at"]),
             deleted_at=m.get("deleted_at"),
         )
+
+
+# The maps of an endpoint (JSON columns); an update merges them key by key.
+ENDPOINT_MAPS = ("attributes", "user_attributes", "demographic", "location", "metrics")
+
+
+@dataclass(frozen=True, slots=True)
+class Endpoint:
+    """An endpoint profile as stored (one project's; the project is the caller's). Its maps are
+    plain dicts: treat them as read-only, an update builds a new endpoint
+    (``dataclasses.replace``)."""
+
+    endpoint_id: str
+    user_id: str | None = None
+    channel_type: str | None = None
+    address: str | None = None
+    endpoint_status: str = "ACTIVE"
+    opt_out: str = "NONE"
+    attributes: dict[str, Any] = field(default_factory=dict)
+    user_attributes: dict[str, Any] = field(default_factory=dict)
+    demographic: dict[str, Any] = field(default_factory=dict)
+    location: dict[str, Any] = field(default_factory=dict)
+    metrics: dict[str, Any] = field(default_factory=dict)
+    effective_date: str | None = None
+    created_at: int = 0  # epoch ms
+    updated_at: int = 0
+
+    @classmethod
+    def from_row(cls, row: Any) -> Endpoint:
+        m = _mapping(row)
+        return cls(
+            endpoint_id=m["endpoint_id"],
+            user_id=m["user_id"],
+            channel_type=m["channel_type"],
+            address=m["address"],
+            endpoint_status=m["endpoint_status"],
+            opt_out=m["opt_out"],
+            attributes=m["attributes"] or {},
+            user_attributes=m["user_attributes"] or {},
+            demographic=m["demographic"] or {},
+            location=m["location"] or {},
+            metrics=m["metrics"] or {},
+            effective_date=m["effective_date"],
+            created_at=int(m["created_at"]),
+            updated_at=int(m["updated_at"]),
+        )
+
+    def columns(self) -> dict[str, Any]:
+        """The stored columns (all but the project), by name."""
+        return {name: getattr(self, name) for name in self.__dataclass_fields__}

@@ -429,14 +429,14 @@ def stored(engine: Engine, project_id: int) -> dict[str, dict[str, Any]]:
         with engine.connect() as conn:
             page = endpoint_store.list_endpoints(conn, project_id, limit=1_000, after=after)
         for record in page:
-            found[record["endpoint_id"]] = {
+            found[record.endpoint_id] = {
                 k: v
-                for k, v in record.items()
+                for k, v in record.columns().items()
                 if k not in ("project_id", "created_at", "updated_at")
             }
         if len(page) < 1_000:
             return found
-        after = page[-1]["endpoint_id"]
+        after = page[-1].endpoint_id
 
 
 def test_an_export_imported_into_a_fresh_project_reproduces_every_endpoint(

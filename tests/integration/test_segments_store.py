@@ -43,7 +43,7 @@ def test_pages_hold_each_selected_endpoint_once(engine: Engine) -> None:
     ]
     # Pages of 4 rows: most of them hold no gold one, so paging must go on past empty pages.
     pages = list(service.matching(engine, project, wanted, page_size=4))
-    got = [row["endpoint_id"] for page in pages for row in page]
+    got = [row.endpoint_id for page in pages for row in page]
     assert got == expected
     assert any(page == [] for page in pages)
     assert service.size(engine, project, wanted) == len(expected)
@@ -56,7 +56,7 @@ def test_paging_resumes_after_a_given_id(engine: Engine) -> None:
     project = create_project(engine, "p").id
     seed(engine, project, 12)
     rest = list(service.matching(engine, project, EndpointFilter(), after="ep-0009", page_size=5))
-    assert [row["endpoint_id"] for page in rest for row in page] == ["ep-0010", "ep-0011"]
+    assert [row.endpoint_id for page in rest for row in page] == ["ep-0010", "ep-0011"]
 
 
 def test_names_are_unique_among_live_segments_of_a_project(engine: Engine) -> None:

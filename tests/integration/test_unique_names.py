@@ -4,6 +4,7 @@ migration renames duplicates an older version let in instead of failing."""
 
 from __future__ import annotations
 
+import uuid
 from typing import Any
 
 import pytest
@@ -137,11 +138,28 @@ def _export(conn: sa.Connection, project: int, destination: str, name: str, at: 
     return export_id
 
 
+def _old_project(engine: Engine, name: str) -> int:
+    with engine.connect().execution_options(write=True) as conn, conn.begin():
+        row = conn.execute(
+            sa.text(
+                "INSERT INTO projects (app_id, name, external_id, created_at) "
+                "VALUES (:app_id, :name, :external_id, :created_at) RETURNING id"
+            ),
+            {
+                "app_id": uuid.uuid4().hex,
+                "name": name,
+                "external_id": "spw-" + uuid.uuid4().hex[:24],
+                "created_at": now_ms(),
+            },
+        ).scalar_one()
+    return int(row)
+
+
 def test_migration_renames_duplicates_instead_of_failing(db_url: str) -> None:
     engine = create_engine(db_url)
     migrate(engine, "0005")  # before the constraint: the racy check let duplicates in
-    project = create_project(engine, "acme").id
-    other = create_project(engine, "beta").id
+    # Rows as that schema holds them (today's services write columns it does not have yet).
+    project, other = _old_project(engine, "acme"), _old_project(engine, "beta")
     with engine.connect().execution_options(write=True) as conn, conn.begin():
         oldest = _destination(conn, project, "warehouse", 1)
         second = _destination(conn, project, "warehouse", 2)

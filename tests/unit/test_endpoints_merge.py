@@ -14,6 +14,7 @@ from spillway.api.errors import answer_for
 from spillway.api.models import EndpointBatch, EndpointIn
 from spillway.api.views import endpoint as public
 from spillway.errors import InputError
+from spillway.model import Endpoint
 from spillway.services.profiles import merge, upsert
 from spillway.services.projects import create_project
 from spillway.store import endpoints as q
@@ -33,12 +34,12 @@ def project_id(sqlite_engine: Engine) -> int:
     return create_project(sqlite_engine, "demo").id
 
 
-def stored(engine: Engine, project_id: int, endpoint_id: str) -> dict[str, Any] | None:
+def stored(engine: Engine, project_id: int, endpoint_id: str) -> Endpoint | None:
     with engine.connect() as conn:
         return q.get_endpoint(conn, project_id, endpoint_id)
 
 
-def created(**fields: Any) -> dict[str, Any]:
+def created(**fields: Any) -> Endpoint:
     """A record as merge() creates it from ``fields``."""
     return merge(None, EndpointIn(**fields), "ep-1")
 
@@ -48,15 +49,15 @@ def created(**fields: Any) -> dict[str, Any]:
 
 def test_new_endpoint_gets_defaults() -> None:
     record = created(channel_type="EMAIL", address="a@example.com")
-    assert record["endpoint_id"] == "ep-1"
-    assert record["channel_type"] == "EMAIL"
-    assert record["address"] == "a@example.com"
-    assert record["endpoint_status"] == "ACTIVE"
-    assert record["opt_out"] == "NONE"
-    assert record["user_id"] is None
+    assert record.endpoint_id == "ep-1"
+    assert record.channel_type == "EMAIL"
+    assert record.address == "a@example.com"
+    assert record.endpoint_status == "ACTIVE"
+    assert record.opt_out == "NONE"
+    assert record.user_id is None
     for name in ("attributes", "user_attributes", "demographic", "location", "metrics"):
-        assert record[name] == {}
-    assert record["created_at"] == record["updated_at"]
+        assert getattr(record, name) == {}
+    assert record.created_at == record.updated_at
 
 
 def test_maps_merge_key_by_key() -> None:
@@ -71,13 +72,13 @@ def test_maps_merge_key_by_key() -> None:
         demographic={"timezone": "Europe/Paris"},
     )
     record = merge(existing, update, "ep-1")
-    assert record["attributes"] == {
+    assert record.attributes == {
         "interests": ["golf"],
         "plan": ["enterprise"],
         "team": ["a", "b"],
     }
-    assert record["metrics"] == {"visits": 4, "spend": 10.5}
-    assert record["demographic"] == {
+    assert record.metrics == {"visits": 4, "spend": 10.5}
+    assert record.demographic == {
         "locale": "en_US",
         "platform": "ios",
         "timezone": "Europe/Paris",
@@ -96,17 +97,17 @@ def test_null_removes_a_key_from_a_map() -> None:
         location={"city": None},
     )
     record = merge(existing, update, "ep-1")
-    assert record["attributes"] == {"interests": ["golf"]}
-    assert record["metrics"] == {}
-    assert record["location"] == {"country": "FR"}
+    assert record.attributes == {"interests": ["golf"]}
+    assert record.metrics == {}
+    assert record.location == {"country": "FR"}
 
 
 def test_omitted_maps_and_scalars_are_kept() -> None:
     existing = created(user_id="u1", address="a@example.com", attributes={"a": ["1"]})
     record = merge(existing, EndpointIn(), "ep-1")
-    assert record["user_id"] == "u1"
-    assert record["address"] == "a@example.com"
-    assert record["attributes"] == {"a": ["1"]}
+    assert record.user_id == "u1"
+    assert record.address == "a@example.com"
+    assert record.attributes == {"a": ["1"]}
 
 
 def test_scalars_replace() -> None:
@@ -127,19 +128,20 @@ def test_scalars_replace() -> None:
         effective_date="2026-02-01T00:00:00Z",
     )
     record = merge(existing, update, "ep-1")
-    assert {name: record[name] for name in update.model_fields_set} == update.model_dump(
+    assert {name: getattr(record, name) for name in update.model_fields_set} == update.model_dump(
         exclude_unset=True
     )
-    assert record["created_at"] == existing["created_at"]
+    assert record.created_at == existing.created_at
 
 
 def test_merge_does_not_modify_the_existing_record() -> None:
     existing = created(attributes={"a": ["1"]})
     snapshot = {
-        key: (dict(value) if isinstance(value, dict) else value) for key, value in existing.items()
+        key: (dict(value) if isinstance(value, dict) else value)
+        for key, value in existing.columns().items()
     }
     merge(existing, EndpointIn(attributes={"a": None, "b": "2"}, user_id="u9"), "ep-1")
-    assert existing == snapshot
+    assert existing.columns() == snapshot
 
 
 # --- validation ---------------------------------------------------------------------------
@@ -149,7 +151,7 @@ def test_lone_string_attribute_is_wrapped_into_a_list() -> None:
     item = EndpointIn(attributes={"plan": "pro"}, user_attributes={"tier": "gold"})
     assert item.attributes == {"plan": ["pro"]}
     assert item.user_attributes == {"tier": ["gold"]}
-    assert created(attributes={"plan": "pro"})["attributes"] == {"plan": ["pro"]}
+    assert created(attributes={"plan": "pro"}).attributes == {"plan": ["pro"]}
 
 
 @pytest.mark.parametrize("value", [5, 1.5, True, {"nested": "x"}, ["ok", 3], [None]])
@@ -199,17 +201,17 @@ def test_upsert_creates_then_merges_with_the_stored_endpoint(
         attributes={"interests": ["golf"], "plan": "pro"},
     )
     [record] = upsert(sqlite_engine, project_id, [("ep-1", first)])
-    assert record["attributes"] == {"interests": ["golf"], "plan": ["pro"]}
+    assert record.attributes == {"interests": ["golf"], "plan": ["pro"]}
 
     second = EndpointIn(endpoint_id="ep-1", attributes={"plan": None, "team": "x"}, user_id="u1")
     [record] = upsert(sqlite_engine, project_id, [("ep-1", second)])
-    assert record["attributes"] == {"interests": ["golf"], "team": ["x"]}
+    assert record.attributes == {"interests": ["golf"], "team": ["x"]}
 
     row = stored(sqlite_engine, project_id, "ep-1")
     assert row is not None
     assert public(row) == public(record)
-    assert row["address"] == "a@example.com"
-    assert row["user_id"] == "u1"
+    assert row.address == "a@example.com"
+    assert row.user_id == "u1"
 
 
 def test_upsert_applies_repeated_ids_in_order(sqlite_engine: Engine, project_id: int) -> None:
@@ -220,7 +222,7 @@ def test_upsert_applies_repeated_ids_in_order(sqlite_engine: Engine, project_id:
     upsert(sqlite_engine, project_id, items)
     row = stored(sqlite_engine, project_id, "ep-1")
     assert row is not None
-    assert row["attributes"] == {"a": ["1"], "b": ["2"]}
+    assert row.attributes == {"a": ["1"], "b": ["2"]}
 
 
 def test_mismatched_endpoint_id_is_an_input_error_and_nothing_is_stored(

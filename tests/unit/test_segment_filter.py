@@ -10,10 +10,11 @@ from pydantic import ValidationError
 
 from spillway.api.segments import FilterIn, SegmentIn
 from spillway.filters import EndpointFilter, parse_instant
+from spillway.model import Endpoint
 
 
-def record(**overrides: Any) -> dict[str, Any]:
-    """A stored endpoint record with everything set."""
+def record(**overrides: Any) -> Endpoint:
+    """A stored endpoint with everything set."""
     base: dict[str, Any] = {
         "endpoint_id": "ep-1",
         "user_id": "u1",
@@ -27,7 +28,7 @@ def record(**overrides: Any) -> dict[str, Any]:
         "effective_date": "2026-03-01T10:00:00Z",
     }
     base.update(overrides)
-    return base
+    return Endpoint(**base)
 
 
 def test_empty_filter_selects_everything() -> None:

@@ -10,7 +10,7 @@ from typing import Any
 from fastapi import FastAPI
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from spillway import __version__, metrics, validation
+from spillway import __version__, metrics, ui, validation
 from spillway.api import (
     destinations,
     endpoints,
@@ -114,6 +114,7 @@ def create_app(
     app.include_router(exports.router)
     app.include_router(segments.router)
     app.include_router(jobs.router)
+    app.include_router(ui.router)  # the web UI's pages at / (spillway.ui)
     # Last: its catch-all answers any other /v1 path with a Pinpoint error.
     app.include_router(pinpoint.router)
     app.add_middleware(UrlTextMiddleware)  # inside the guard: keys are checked first

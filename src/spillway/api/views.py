@@ -16,7 +16,7 @@ from spillway import text
 from spillway.engine import naming
 from spillway.engine.encode import FileSpec
 from spillway.engine.windows import Frequency, next_end
-from spillway.model import Destination, Export, Run
+from spillway.model import Destination, Endpoint, Export, Run
 from spillway.store import export_status, streams
 from spillway.store.db import now_ms
 
@@ -59,24 +59,9 @@ def disabled_exports(exports: Iterable[Export]) -> list[dict[str, str]]:
 # --- Endpoints -----------------------------------------------------------------------------
 
 
-def endpoint(record: dict[str, Any]) -> dict[str, Any]:
+def endpoint(record: Endpoint) -> dict[str, Any]:
     """An endpoint as the API shows it (encodable even if stored before text was checked)."""
-    shown = {
-        "endpoint_id": record["endpoint_id"],
-        "user_id": record["user_id"],
-        "channel_type": record["channel_type"],
-        "address": record["address"],
-        "endpoint_status": record["endpoint_status"],
-        "opt_out": record["opt_out"],
-        "attributes": record["attributes"],
-        "user_attributes": record["user_attributes"],
-        "demographic": record["demographic"],
-        "location": record["location"],
-        "metrics": record["metrics"],
-        "effective_date": record["effective_date"],
-        "created_at": record["created_at"],
-        "updated_at": record["updated_at"],
-    }
+    shown = record.columns()  # the fields in the order the API has always shown them
     try:
         orjson.dumps(shown)
     except orjson.JSONEncodeError:

@@ -86,15 +86,20 @@ def pinpoint_record(
         key: value if isinstance(value, list) else [str(value)]
         for key, value in (event.get("user_attributes") or {}).items()
     }
+    # An event sent through the Pinpoint-compatible PutEvents keeps its app, session and
+    # endpoint as Pinpoint's stream carries them (api/pinpoint/events.py stores them so).
+    application, session, endpoint = (
+        _map(device.get(k)) for k in ("application", "session", "endpoint")
+    )
     record: dict[str, Any] = {
         "event_type": event.get("event_name"),
         "event_timestamp": timestamp,
         "arrival_timestamp": stored.received_at,
         "event_version": PINPOINT_EVENT_VERSION,
-        "application": {"app_id": app_id, "title": app_name, "sdk": {}},
+        "application": {"title": app_name, "sdk": {}, **application, "app_id": app_id},
         "client": {"client_id": device.get("device_id", stored.uid)},
         "device": _device(device),
-        "session": {},
+        "session": dict(session),
         "attributes": {
             **attributes,
             "event_uuid": stored.event_uuid,
@@ -102,6 +107,7 @@ def pinpoint_record(
         },
         "metrics": metrics,
         "endpoint": {
+            **endpoint,
             "Id": device.get("device_id", stored.uid),
             "User": {"UserId": stored.uid, "UserAttributes": user_attributes},
         },
@@ -117,6 +123,11 @@ def pinpoint_record(
             key: [_text(item) for item in values] for key, values in user_attributes.items()
         }
         return orjson.dumps(record)
+
+
+def _map(value: Any) -> dict[str, Any]:
+    """A stored map, or an empty one for anything else."""
+    return value if isinstance(value, dict) else {}
 
 
 def _text(value: Any) -> Any:

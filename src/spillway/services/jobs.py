@@ -58,6 +58,8 @@ class ExportJobSpec:
     max_records_per_piece: int = 100_000
     start_ms: int | None = None
     end_ms: int | None = None
+    # Kept in the job's definition as given (the Pinpoint routes keep the request's members).
+    extra: Mapping[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -151,7 +153,7 @@ def create_export(engine: Engine, actor: Actor, spec: ExportJobSpec) -> Job:
         }
     elif spec.filter:
         definition["filter"] = dict(spec.filter)
-    return _insert(engine, actor, "export", spec.what, definition)
+    return _insert(engine, actor, "export", spec.what, {**spec.extra, **definition})
 
 
 def create_import(engine: Engine, actor: Actor, spec: ImportJobSpec) -> Job:
@@ -163,7 +165,7 @@ def create_import(engine: Engine, actor: Actor, spec: ImportJobSpec) -> Job:
     }
     if spec.define_segment:
         definition["define_segment"] = spec.define_segment
-    return _insert(engine, actor, "import", "endpoints", definition)
+    return _insert(engine, actor, "import", "endpoints", {**spec.extra, **definition})
 
 
 def _insert(

@@ -13,7 +13,7 @@ from sqlalchemy.engine import Engine
 from spillway import text
 from spillway.errors import Conflict, Invalid, NotFound
 from spillway.filters import EndpointFilter
-from spillway.model import Actor, Segment
+from spillway.model import Actor, Endpoint, Segment
 from spillway.store import segments as segment_store
 from spillway.store.db import now_ms, unique_violation, write
 from spillway.store.schema import segments as segments_table
@@ -136,7 +136,7 @@ def matching(
     *,
     after: str | None = None,
     page_size: int = PAGE_SIZE,
-) -> Iterator[list[dict[str, Any]]]:
+) -> Iterator[list[Endpoint]]:
     """The project's selected endpoints in id order, a page at a time (each page in its own
     short read, so memory stays bounded). A page may be empty when the JSON conditions drop
     every row the SQL conditions let through; paging goes on from the last row *read*."""
@@ -151,7 +151,7 @@ def matching(
         yield [row for row in rows if endpoint_filter.matches(row)]
         if len(rows) < page_size:
             return
-        after = rows[-1]["endpoint_id"]
+        after = rows[-1].endpoint_id
 
 
 def size(engine: Engine, project_id: int, endpoint_filter: EndpointFilter) -> int:

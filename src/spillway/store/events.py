@@ -100,3 +100,20 @@ def prune_before(engine: Engine, cutoff_ms: int, batch_size: int) -> int:
         total += deleted
         if deleted < batch_size:
             return total
+
+
+def recent_event_names(
+    conn: Connection, project_id: int, *, scan: int = 10_000, limit: int = 200
+) -> list[str]:
+    """The distinct event names among the project's last ``scan`` events (at most ``limit``,
+    sorted): the names an export's form offers. Bounded both ways, so a busy project costs one
+    short index range read, never a scan of its whole history."""
+    recent = (
+        sa.select(events.c.event_name)
+        .where(events.c.project_id == project_id)
+        .order_by(events.c.seq.desc())
+        .limit(scan)
+        .subquery()
+    )
+    names = sa.select(recent.c.event_name).distinct().order_by(recent.c.event_name).limit(limit)
+    return [str(name) for name in conn.execute(names).scalars()]

@@ -137,7 +137,8 @@ def replace_plan(conn: Connection, job_id: str) -> None:
 
 
 def insert_pieces(conn: Connection, job_id: str, pieces: Sequence[dict[str, Any]]) -> None:
-    """Fix the job's pieces: each a dict with ``key`` (and ``first_row``/``last_row``)."""
+    """Fix the job's pieces: each a dict with ``key`` (and ``first_row``/``last_row``; and
+    ``records``, ``bytes``, ``sha256`` for a piece encoded when planned)."""
     if not pieces:
         return
     conn.execute(
@@ -150,10 +151,10 @@ def insert_pieces(conn: Connection, job_id: str, pieces: Sequence[dict[str, Any]
                 "first_row": piece.get("first_row"),
                 "last_row": piece.get("last_row"),
                 "status": "pending",
-                "records": 0,
+                "records": piece.get("records", 0),
                 "failures": 0,
-                "bytes": 0,
-                "sha256": None,
+                "bytes": piece.get("bytes", 0),
+                "sha256": piece.get("sha256"),
                 "finished_at": None,
             }
             for number, piece in enumerate(pieces, start=1)
@@ -249,10 +250,105 @@ def rows(conn: Connection, job_id: str, first: int, last: int) -> Iterator[bytes
     for number, body in result:
         records = bytes(body).split(b"\n")
         yield from records[max(first - number, 0) : last - number + 1]
+    # A piece's blocks are read once: free the page cache they filled (64 MiB a connection)
+    # instead of keeping it beside the next piece's records.
+    release_cache(conn)
+
+
+def release_cache(conn: Connection) -> None:
+    """Give back the memory of SQLite's page cache on this connection (pages a pass over a
+    snapshot or a table will not read again)."""
     if conn.dialect.name == "sqlite":
-        # A piece's blocks are read once: free the page cache they filled (64 MiB a
-        # connection) instead of keeping it beside the next piece's records.
         conn.exec_driver_sql("PRAGMA shrink_memory")
+
+
+# An export of every endpoint of a project, on SQLite: the database copies each endpoint's stored
+# line parts into the snapshot, a block at a time, with no row passing through Python. A block
+# is the endpoints after ``:after`` in id order, up to ``:block`` of them; ``group_concat`` joins
+# them in the order the ordered subquery hands them over (a subquery with ORDER BY is never
+# flattened into an aggregate), and ``plan`` checks the result against the Python path in tests.
+_BLOCK_BOUNDS = """
+SELECT count(*), max(endpoint_id) FROM (
+    SELECT endpoint_id FROM endpoints
+    WHERE project_id = :project_id AND endpoint_id > :after
+    ORDER BY endpoint_id LIMIT :block
+)
+"""
+_BLOCK_COPY = """
+INSERT INTO job_rows (job_id, "row", body)
+SELECT :job_id, :first_row, CAST(group_concat(line, char(10)) AS BLOB) FROM (
+    SELECT pinpoint_head || :middle || pinpoint_tail AS line FROM endpoints
+    WHERE project_id = :project_id AND endpoint_id > :after AND endpoint_id <= :last
+    ORDER BY endpoint_id LIMIT :block
+)
+"""
+
+
+def copies_endpoint_lines(conn: Connection) -> bool:
+    """Whether ``copy_endpoint_block`` serves this database (SQLite); elsewhere the snapshot
+    is written from Python (the same bytes)."""
+    return conn.dialect.name == "sqlite"
+
+
+def copy_endpoint_block(
+    conn: Connection,
+    job_id: str,
+    project_id: int,
+    *,
+    first_row: int,
+    after: str,
+    middle: bytes,
+    block: int,
+) -> tuple[int, str]:
+    """Copy the next block of the project's endpoint lines (``head + middle + tail``, every
+    endpoint's parts already stored) into the snapshot as records from ``first_row``; how many
+    were copied and the last endpoint id (``after`` again when none were)."""
+    params: dict[str, Any] = {"project_id": project_id, "after": after, "block": block}
+    count, last = conn.execute(sa.text(_BLOCK_BOUNDS), params).one()
+    if not count:
+        return 0, after
+    params |= {"job_id": job_id, "first_row": first_row, "middle": middle, "last": last}
+    conn.execute(sa.text(_BLOCK_COPY), params)
+    return int(count), str(last)
+
+
+# The same lines, read a chunk at a time already joined (one newline after each line), for an
+# export job that encodes its pieces while it plans.
+_CHUNK = """
+SELECT count(*), max(endpoint_id), CAST(group_concat(line, char(10)) || char(10) AS BLOB) FROM (
+    SELECT endpoint_id, pinpoint_head || :middle || pinpoint_tail AS line FROM endpoints
+    WHERE project_id = :project_id AND endpoint_id > :after
+    ORDER BY endpoint_id LIMIT :limit
+)
+"""
+
+
+def endpoint_line_chunk(
+    conn: Connection, project_id: int, *, after: str, middle: bytes, limit: int
+) -> tuple[int, str, bytes]:
+    """The next (up to) ``limit`` endpoint lines after ``after`` in id order, as one JSON lines
+    text: how many, the last endpoint id, the text (SQLite, every line's parts stored)."""
+    params = {"project_id": project_id, "after": after, "middle": middle, "limit": limit}
+    count, last, text = conn.execute(sa.text(_CHUNK), params).one()
+    return (int(count), str(last), bytes(text)) if count else (0, after, b"")
+
+
+def insert_block(conn: Connection, job_id: str, row: int, data: bytes) -> None:
+    """Keep a block of a piece encoded while planning (its rows are numbered within the piece's
+    record range, in order)."""
+    conn.execute(job_rows.insert(), [{"job_id": job_id, "row": row, "body": data}])
+
+
+def blocks(conn: Connection, job_id: str, first: int, last: int) -> Iterator[bytes]:
+    """The blocks kept with ``insert_block`` numbered ``first..last``, in order."""
+    result = conn.execution_options(yield_per=4).execute(
+        sa.select(job_rows.c.body)
+        .where(job_rows.c.job_id == job_id, job_rows.c.row >= first, job_rows.c.row <= last)
+        .order_by(job_rows.c.row)
+    )
+    for (body,) in result:
+        yield bytes(body)
+    release_cache(conn)
 
 
 def drop_rows(conn: Connection, job_id: str) -> None:

@@ -194,3 +194,14 @@ def delete_project(conn: Connection, project_id: int) -> None:
         (t.projects, t.projects.c.id == project_id),
     ):
         conn.execute(table.delete().where(condition))
+
+
+def last_actor(conn: Connection, project_id: int, target: str) -> str | None:
+    """Who last acted on ``target`` (an id) of the project, by the audit log."""
+    row = conn.execute(
+        sa.select(audit_log.c.actor)
+        .where(audit_log.c.project_id == project_id, audit_log.c.target == target)
+        .order_by(audit_log.c.id.desc())
+        .limit(1)
+    ).scalar_one_or_none()
+    return None if row is None else str(row)

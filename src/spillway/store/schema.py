@@ -89,6 +89,18 @@ endpoints = sa.Table(
     sa.Column("effective_date", sa.String(40), nullable=True),
     sa.Column("created_at", sa.BigInteger, nullable=False),
     sa.Column("updated_at", sa.BigInteger, nullable=False),
+    # The endpoint's line in a Pinpoint export but for ApplicationId, in two parts
+    # (``engine/jobs/shapes.pinpoint_parts``), written with the endpoint so an export job
+    # copies bytes instead of building JSON (migration 0012). NULL: not built yet (a row written
+    # by an older version); the partial index finds those cheaply.
+    sa.Column("pinpoint_head", sa.LargeBinary, nullable=True),
+    sa.Column("pinpoint_tail", sa.LargeBinary, nullable=True),
+    sa.Index(
+        "ix_endpoints_pinpoint_missing",
+        "project_id",
+        sqlite_where=sa.text("pinpoint_head IS NULL"),
+        postgresql_where=sa.text("pinpoint_head IS NULL"),
+    ),
 )
 
 # Saved endpoint filters (migration 0009): ``filter`` is services.segments.EndpointFilter as JSON.

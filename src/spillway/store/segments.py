@@ -12,7 +12,8 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from spillway.model import Segment
+from spillway.model import Endpoint, Segment
+from spillway.store import endpoints as endpoint_store
 from spillway.store.schema import endpoints, segments
 
 # The endpoint columns a filter may compare in SQL; anything else is a programming error.
@@ -89,14 +90,14 @@ def endpoint_page(
     *,
     after: str | None,
     limit: int,
-) -> list[dict[str, Any]]:
+) -> list[Endpoint]:
     """Up to ``limit`` endpoints whose columns hold one of the given values, in id order after
     ``after`` (keyset paging along the primary key)."""
-    query = sa.select(endpoints).where(*_endpoint_conditions(project_id, columns))
+    query = endpoint_store.select_endpoints().where(*_endpoint_conditions(project_id, columns))
     if after is not None:
         query = query.where(endpoints.c.endpoint_id > after)
     query = query.order_by(endpoints.c.endpoint_id).limit(limit)
-    return [dict(row._mapping) for row in conn.execute(query)]
+    return [Endpoint.from_row(row) for row in conn.execute(query)]
 
 
 def count_endpoints(conn: Connection, project_id: int, columns: Mapping[str, Sequence[str]]) -> int:

@@ -9,16 +9,23 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Request
 
-from spillway.api.pinpoint import apps
+from spillway.api.pinpoint import apps, endpoints, events, streams
+from spillway.api.pinpoint import jobs as pinpoint_jobs
+from spillway.api.pinpoint.auth import Caller
 from spillway.errors import NotApplicable
 
 router = APIRouter(prefix="/v1", tags=["pinpoint"], include_in_schema=False)
 router.include_router(apps.router)
+router.include_router(events.router)
+router.include_router(endpoints.router)
+router.include_router(streams.router)
+router.include_router(pinpoint_jobs.router)
 
 
 @router.api_route("/{rest:path}", methods=["GET", "POST", "PUT", "PATCH", "DELETE"])
-async def unsupported(rest: str, request: Request) -> None:
-    """Every Pinpoint operation Spillway does not implement (campaigns, journeys, messages…)."""
+async def unsupported(rest: str, request: Request, _caller: Caller) -> None:
+    """Every Pinpoint operation Spillway does not implement (campaigns, journeys, messages…).
+    Signed like the others: a bad signature is 403 here too, so no key id can be probed."""
     raise NotApplicable(
         f"{request.method} /v1/{rest} is a Pinpoint operation Spillway does not support; "
         "supported: apps, events, endpoints, users, the event stream and export/import jobs "

@@ -9,6 +9,7 @@ import hashlib
 import io
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from itertools import islice
 from typing import Any
 
 import orjson
@@ -31,58 +32,101 @@ class Written:
     sha256: str
 
 
-def encode(bodies: Iterable[bytes], file_format: str) -> Iterator[bytes]:
-    """The piece's records as JSON lines, or as one CSV document (header of the columns seen)."""
+# Records per chunk handed to the compressor (the chunking is part of what makes a rewritten
+# piece byte-identical: keep it).
+CHUNK = 2_000
+
+
+def _batches(bodies: Iterable[bytes]) -> Iterator[list[bytes]]:
+    """The records in lists of ``CHUNK`` (taken by ``islice``: no Python step per record)."""
+    records = iter(bodies)
+    while batch := list(islice(records, CHUNK)):
+        yield batch
+
+
+def encode(bodies: Iterable[bytes], file_format: str) -> Iterator[tuple[int, bytes]]:
+    """The piece's records as JSON lines, or as one CSV document (header of the columns seen);
+    each chunk with the number of records in it."""
     if file_format == "csv":
-        yield csv_text(orjson.loads(body) for body in bodies)
+        records = list(bodies)
+        yield len(records), csv_text(orjson.loads(body) for body in records)
         return
-    batch: list[bytes] = []
-    for body in bodies:
-        batch.append(body)
-        if len(batch) == 2_000:
-            yield b"\n".join(batch) + b"\n"
-            batch = []
-    if batch:
-        yield b"\n".join(batch) + b"\n"
+    for batch in _batches(bodies):
+        batch.append(b"")  # the last record's newline
+        yield len(batch) - 1, b"\n".join(batch)
+
+
+class Sink:
+    """A piece's bytes as they are made: compressed (gzip member with no name and mtime 0, so
+    a rewrite is byte-identical) or not, counted and hashed."""
+
+    def __init__(self, compression: str) -> None:
+        # wbits 16+15: a gzip member.
+        self._compressor = (
+            isal_zlib.compressobj(1, isal_zlib.DEFLATED, 16 + 15) if compression == "gzip" else None
+        )
+        self._digest = hashlib.sha256()
+        self.size = 0
+        self.records = 0
+
+    def add(self, records: int, chunk: bytes) -> bytes:
+        """The output bytes for ``records`` encoded records (often none yet: compressed)."""
+        self.records += records
+        return self._out(self._compressor.compress(chunk) if self._compressor else chunk)
+
+    def finish(self) -> bytes:
+        """The last output bytes."""
+        return self._out(self._compressor.flush() if self._compressor else b"")
+
+    def written(self) -> Written:
+        return Written(self.records, self.size, self._digest.hexdigest())
+
+    def _out(self, data: bytes) -> bytes:
+        if data:
+            self._digest.update(data)
+            self.size += len(data)
+        return data
 
 
 def write_piece(
-    target: ObjectStore, key: str, bodies: Iterable[bytes], file_format: str, compression: str
+    target: ObjectStore,
+    key: str,
+    bodies: Iterable[bytes],
+    file_format: str,
+    compression: str,
+    kept: Written | None = None,
 ) -> Written:
-    """Encode and upload one piece; the same records give the same bytes (gzip mtime 0)."""
+    """Encode and upload one piece; the same records give the same bytes. With ``kept``, the
+    piece was encoded when the job was planned: ``bodies`` are its bytes as they were kept,
+    uploaded as they are."""
+    if kept is not None:
+        return _upload_kept(target, key, bodies, file_format, kept)
+    sink = Sink(compression)
+    with target.open_object(key, content_type=CONTENT_TYPE[file_format]) as writer:
+        for count, chunk in encode(bodies, file_format):
+            if data := sink.add(count, chunk):
+                writer.write(data)
+        if data := sink.finish():
+            writer.write(data)
+    return sink.written()
+
+
+def _upload_kept(
+    target: ObjectStore, key: str, blocks: Iterable[bytes], file_format: str, expected: Written
+) -> Written:
+    """Upload a piece encoded when the job was planned (its bytes kept in the snapshot),
+    checked against what planning made."""
     digest = hashlib.sha256()
     size = 0
-    counted = _Counter(bodies)
-    # wbits 16+15: a gzip member with no name and mtime 0, so a rewrite is byte-identical.
-    compressor = (
-        isal_zlib.compressobj(1, isal_zlib.DEFLATED, 16 + 15) if compression == "gzip" else None
-    )
     with target.open_object(key, content_type=CONTENT_TYPE[file_format]) as writer:
-        for chunk in encode(counted, file_format):
-            data = compressor.compress(chunk) if compressor else chunk
-            if data:
-                digest.update(data)
-                size += len(data)
-                writer.write(data)
-        if compressor:
-            tail = compressor.flush()
-            digest.update(tail)
-            size += len(tail)
-            writer.write(tail)
-    return Written(counted.count, size, digest.hexdigest())
-
-
-class _Counter:
-    """Counts records on their way to the encoder."""
-
-    def __init__(self, bodies: Iterable[bytes]) -> None:
-        self._bodies = bodies
-        self.count = 0
-
-    def __iter__(self) -> Iterator[bytes]:
-        for body in self._bodies:
-            self.count += 1
-            yield body
+        for block in blocks:
+            digest.update(block)
+            size += len(block)
+            writer.write(block)
+        # Checked before the object is committed: a wrong piece is never left behind.
+        if (size, digest.hexdigest()) != (expected.size, expected.sha256):
+            raise RuntimeError(f"the snapshot of {key} does not hold the bytes planning made")
+    return expected
 
 
 @dataclass(frozen=True, slots=True)

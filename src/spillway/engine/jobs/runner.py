@@ -291,11 +291,30 @@ class JobRunner:
     def _plan_export(self, job: Job, base: str) -> list[dict[str, Any]]:
         """Snapshot the job's records, then cut them into pieces of at most
         ``max_records_per_piece`` with keys fixed now."""
-        count = 0
+        per_piece = int(job.definition.get("max_records_per_piece") or 100_000)
+        suffix = piece_io.SUFFIX[
+            (job.definition.get("format", "jsonl"), job.definition.get("compression", "gzip"))
+        ]
+        folder = "/".join(p for p in (base, job.id) if p)
+
+        def renew(conn: Connection) -> None:
+            self._renew(conn, job)
+
+        # Every endpoint as jsonl.gz, on SQLite: the pieces are encoded now, their bytes are
+        # the snapshot (``plan.encode_endpoints``).
+        encoded = plan.encode_endpoints(self.engine, job, per_piece, renew)
+        if encoded is not None:
+            return [
+                {"key": f"{folder}/{job.what}-{n:05d}{suffix}", **piece.planned()}
+                for n, piece in enumerate(encoded, start=1)
+            ]
+        # Every endpoint otherwise, on SQLite: copied by the database, no record through Python.
+        copied = plan.snapshot_endpoints(self.engine, job, renew)
+        count = copied or 0
         batch: list[bytes] = []
         # One read transaction: on PostgreSQL a consistent view for the whole snapshot.
         with self.engine.connect() as reading:
-            for body in self._records(job, reading):
+            for body in self._records(job, reading) if copied is None else ():
                 batch.append(body)
                 if len(batch) == PLAN_BATCH:
                     self._store_rows(job, count + 1, batch)
@@ -304,11 +323,6 @@ class JobRunner:
         if batch:
             self._store_rows(job, count + 1, batch)
             count += len(batch)
-        per_piece = int(job.definition.get("max_records_per_piece") or 100_000)
-        suffix = piece_io.SUFFIX[
-            (job.definition.get("format", "jsonl"), job.definition.get("compression", "gzip"))
-        ]
-        folder = "/".join(p for p in (base, job.id) if p)
         total = max(1, math.ceil(count / per_piece))  # an empty job still writes one (empty) piece
         return [
             {
@@ -395,13 +409,19 @@ class JobRunner:
         # The records stream from the snapshot into the encoder a block at a time (a whole
         # piece held in a list was most of the job's peak memory).
         with self.engine.connect() as conn:
-            bodies = job_store.rows(conn, job.id, first, last) if last >= first else iter(())
+            kept = None
+            if piece.sha256 is not None:  # encoded when the job was planned: its bytes, as kept
+                kept = piece_io.Written(piece.records, piece.bytes, piece.sha256)
+                bodies = job_store.blocks(conn, job.id, first, max(first, last))
+            else:
+                bodies = job_store.rows(conn, job.id, first, last) if last >= first else iter(())
             written = piece_io.write_piece(
                 target,
                 piece.key,
                 bodies,
                 job.definition.get("format", "jsonl"),
                 job.definition.get("compression", "gzip"),
+                kept,
             )
         with write(self.engine) as conn:
             leases.fence(conn, jobs_table, job.id, self.owner, now_ms())
