@@ -4,6 +4,11 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
+RUN_STAMP := $(VENV)/.runtime-stamp
+# `make run PORT=9000 HOST=0.0.0.0`. Only the command line sets them, not the environment: shells
+# such as zsh keep the machine's name in HOST.
+HOST := 127.0.0.1
+PORT := 8080
 AZURITE := .tools/node_modules/.bin/azurite-blob
 AWSCLI := .tools/awscli/bin/aws
 
@@ -12,11 +17,19 @@ AWSCLI := .tools/awscli/bin/aws
 help: ## Show the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
 
-$(STAMP): pyproject.toml
+$(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
+
+# What the service needs and nothing more: `make run` installs only this.
+$(RUN_STAMP): pyproject.toml | $(BIN)/python
+	$(BIN)/pip install --quiet -e .
+	touch $(RUN_STAMP)
+
+# The service and the test and lint tools (moto, mypy, ruff, emulators, DuckDB…), for `make test`.
+$(STAMP): pyproject.toml | $(BIN)/python
 	$(BIN)/pip install --quiet -e '.[dev]'
-	touch $(STAMP)
+	touch $(RUN_STAMP) $(STAMP)
 
 install: $(STAMP) ## Create .venv and install Spillway with its dev tools
 
@@ -33,8 +46,8 @@ $(AWSCLI): ## The AWS CLI (v1, pip) for the Pinpoint tests, into .tools/awscli
 system-deps: ## Install the test servers' system packages (PostgreSQL, gnupg) when missing
 	@scripts/system-deps.sh
 
-run: $(STAMP) ## Start Spillway on 127.0.0.1:8080 (SQLite in ./.spillway)
-	$(BIN)/spillway serve --host 127.0.0.1 --port 8080
+run: $(RUN_STAMP) ## Start Spillway on 127.0.0.1:8080 (PORT=, HOST= to change; SQLite in ./.spillway)
+	$(BIN)/spillway serve --host $(HOST) --port $(PORT)
 
 lint: $(STAMP) ## ruff and mypy
 	$(BIN)/ruff check src tests benchmarks

@@ -60,12 +60,17 @@ def serve(
     import uvicorn
 
     from spillway.api.app import create_app
+    from spillway.cli_serve import PortUnavailable, listen
     from spillway.engine.jobs.runner import JobThread
     from spillway.engine.streamer import StreamThread
     from spillway.engine.worker import WorkerThread
 
     settings = _settings()
     _logging(settings)
+    try:  # the port first: if it is taken, say so before anything else happens
+        sock = listen(host, port)
+    except PortUnavailable as exc:
+        raise _fail(str(exc)) from None
     holder: list[WorkerThread | StreamThread | JobThread] = []
 
     def start(context: Context) -> None:
@@ -91,9 +96,9 @@ def serve(
     # collector's way and collect the young generation less often (fewer, cheaper passes).
     gc.freeze()
     gc.set_threshold(50_000, 20, 20)
-    typer.echo(f"Spillway listening on http://{host}:{port} (data in {settings.data_dir})")
+    typer.echo(_start_message(application.state.context, host, port))
     # log_config=None: uvicorn's loggers go through the root handler and its redacting filter.
-    uvicorn.run(
+    config = uvicorn.Config(
         application,
         host=host,
         port=port,
@@ -101,6 +106,20 @@ def serve(
         access_log=False,
         log_config=None,
     )
+    server = uvicorn.Server(config)
+    server.run(sockets=[sock])  # serves on the socket taken above
+    if not server.started:  # the application failed to start (uvicorn logged why)
+        raise typer.Exit(code=3)
+
+
+def _start_message(context: Context, host: str, port: int) -> str:
+    """The start-up block (spillway.cli_serve.next_steps) for this server's database."""
+    from spillway.cli_serve import command_name, next_steps
+    from spillway.store import projects
+
+    with context.engine.connect() as conn:
+        has_project = bool(projects.list_projects(conn))
+    return next_steps(context.settings, host, port, has_project=has_project, command=command_name())
 
 
 def _streams(settings: Settings, engine: Engine) -> StreamDelivery:

@@ -97,9 +97,7 @@ def call(action: Callable[[], T]) -> T:
 
 
 def describe(exc: ValidationError) -> str:
-    """A pydantic error as ``field: message; …`` (the first few)."""
-    return "; ".join(
-        f"{'.'.join(str(p) for p in err['loc']) or 'input'}: "
-        + str(err["msg"]).removeprefix("Value error, ")
-        for err in exc.errors()[:8]
-    )
+    """A pydantic error as ``field: what is expected; …`` (the first few), in the API's words."""
+    from spillway import fielderrors
+
+    return fielderrors.describe(exc.errors()) or "invalid input"

@@ -14,9 +14,52 @@ if TYPE_CHECKING:
     from spillway.destinations.base import Check
     from spillway.secrets import SecretBox
 
-app = typer.Typer(help="Connect, validate and delete destinations.", no_args_is_help=True)
+# Every kind of the registry (spillway.destinations.KINDS; a test keeps the two in step),
+# written out so that --help does not import the registry.
+KINDS_HELP = (
+    "s3, gcs, azure_blob or local (object stores, for file exports), kinesis or firehose "
+    "(record streams, for stream exports)"
+)
+FEATURES = ("read_back", "cleanup", "test_record")
+
+app = typer.Typer(
+    help="Connect, validate, change, rotate and delete destinations: " + KINDS_HELP + ".",
+    no_args_is_help=True,
+)
 
 ProjectOpt = Annotated[str, typer.Option("--project", "-p", help="Project name or id.")]
+JsonOpt = Annotated[
+    bool,
+    typer.Option("--json", help="Print the result as the API would answer it (JSON), for scripts."),
+]
+DestinationArg = Annotated[str, typer.Argument(help="Destination id (see `destinations list`).")]
+CredentialsOpt = Annotated[
+    str | None,
+    typer.Option(
+        help='Credentials JSON, or @file.json; its "mode" says how to authenticate '
+        "(docs/destinations/KIND.md)."
+    ),
+]
+CredentialsCsvOpt = Annotated[
+    Path | None,
+    typer.Option(
+        help="The AWS console's credentials .csv of an access key (s3, kinesis, firehose), "
+        "instead of --credentials."
+    ),
+]
+FeaturesOpt = Annotated[
+    str | None,
+    typer.Option(
+        help="Features to turn on, comma-separated: read_back (read each file back after "
+        "writing it), cleanup (list and delete what failed attempts left), test_record "
+        "(streams: send one test record when validating). Prefix one with no- to turn it "
+        "off, e.g. read_back,no-cleanup. Each needs its permission; validation checks it."
+    ),
+]
+ForceOpt = Annotated[
+    bool,
+    typer.Option(help="Store it without validating (the checks can run later: `validate`)."),
+]
 
 
 def _open(project: str) -> tuple[Engine, SecretBox, int]:
@@ -45,6 +88,52 @@ def _json_arg(value: str | None, what: str) -> dict[str, Any]:
     return parsed
 
 
+def _features(value: str | None) -> dict[str, bool]:
+    """``read_back,no-cleanup`` → ``{"read_back": True, "cleanup": False}``; exit 2 on a name
+    that is not a feature."""
+    features: dict[str, bool] = {}
+    for item in (value or "").split(","):
+        name = item.strip()
+        if not name:
+            continue
+        on = not name.startswith("no-")
+        name = name.removeprefix("no-").replace("-", "_")
+        if name not in FEATURES:
+            typer.secho(
+                f"error: --features: unknown feature {item.strip()!r}; use "
+                f"{', '.join(FEATURES)} (or no-<feature> to turn one off)",
+                fg="red",
+                err=True,
+            )
+            raise typer.Exit(2)
+        features[name] = on
+    return features
+
+
+def _credentials(credentials: str | None, credentials_csv: Path | None) -> dict[str, Any]:
+    """The credentials given as JSON, or read from the AWS console's .csv."""
+    if credentials_csv is not None:
+        if credentials:
+            typer.secho(
+                "error: give --credentials or --credentials-csv, not both", fg="red", err=True
+            )
+            raise typer.Exit(2)
+        return {"mode": "credentials_csv", "csv": credentials_csv.read_text()}
+    return _json_arg(credentials, "--credentials")
+
+
+def _show(row: Any, checks: list[Check], json: bool, done: str) -> None:
+    """What create, update and rotate print: the API's answer, or the checks and a line."""
+    from spillway.api.views import destination as shown
+
+    if json:
+        out = {**shown(row), "checks": [c.as_dict() for c in checks]}
+        typer.echo(orjson.dumps(out).decode())
+        return
+    print_checks(checks)
+    typer.echo(done)
+
+
 def print_checks(checks: list[Check]) -> None:
     """The check list as a readable table, failures in red."""
     colours = {"passed": "green", "failed": "red", "skipped": "yellow"}
@@ -59,7 +148,9 @@ def print_checks(checks: list[Check]) -> None:
 
 
 def _run(action: Any) -> Any:
-    from spillway.errors import InputError, NotFound
+    """Run a service call; exit 1 when checks fail or the thing is not there, 2 when the input
+    is wrong (the message names the field), as every ``spillway`` command does."""
+    from spillway.errors import InputError, Invalid, Malformed, NotFound
     from spillway.services.destinations import ValidationFailed
 
     try:
@@ -75,12 +166,12 @@ def _run(action: Any) -> Any:
 
             message += f" (looked in {where(settings())})"
         typer.secho(f"error: {message}", fg="red", err=True)
-        raise typer.Exit(1) from None
+        raise typer.Exit(2 if isinstance(exc, Invalid | Malformed) else 1) from None
 
 
 @app.command("list")
-def list_destinations(project: ProjectOpt, json: bool = typer.Option(False, "--json")) -> None:
-    """List the project's destinations."""
+def list_destinations(project: ProjectOpt, json: JsonOpt = False) -> None:
+    """List the project's destinations: id, kind, status, name and where each writes."""
     from spillway import destinations as registry
     from spillway.api.views import destination as shown
     from spillway.store.catalog import list_destinations as rows
@@ -104,48 +195,102 @@ def list_destinations(project: ProjectOpt, json: bool = typer.Option(False, "--j
 def create(
     project: ProjectOpt,
     name: Annotated[str, typer.Option(help="A name for the destination.")],
-    kind: Annotated[str, typer.Option(help="s3, gcs, azure_blob, local, kinesis or firehose.")],
-    config: Annotated[str, typer.Option(help="Config JSON, or @file.json.")],
-    credentials: Annotated[
-        str | None, typer.Option(help="Credentials JSON, or @file.json.")
-    ] = None,
-    credentials_csv: Annotated[
-        Path | None, typer.Option(help="The AWS console's credentials .csv (S3 only).")
-    ] = None,
-    force: Annotated[bool, typer.Option(help="Create without validating.")] = False,
-    json: bool = typer.Option(False, "--json"),
+    kind: Annotated[str, typer.Option(help="One of " + KINDS_HELP + ".")],
+    config: Annotated[
+        str, typer.Option(help="Config JSON, or @file.json (fields: docs/destinations/KIND.md).")
+    ],
+    credentials: CredentialsOpt = None,
+    credentials_csv: CredentialsCsvOpt = None,
+    features: FeaturesOpt = None,
+    force: ForceOpt = False,
+    json: JsonOpt = False,
 ) -> None:
-    """Validate, then create a destination."""
-    from spillway.api.views import destination as shown
+    """Validate, then create a destination (nothing is stored if a check fails)."""
     from spillway.model import Actor
     from spillway.services import destinations as destination_service
 
     engine, box, project_id = _open(project)
-    creds = _json_arg(credentials, "--credentials")
-    if credentials_csv is not None:
-        creds = {"mode": "credentials_csv", "csv": credentials_csv.read_text()}
     body = {
         "name": name,
         "kind": kind,
         "config": _json_arg(config, "--config"),
-        "credentials": creds,
+        "credentials": _credentials(credentials, credentials_csv),
+        "features": _features(features),
         "force": force,
     }
     actor = Actor("cli", project_id)
     row, checks = _run(lambda: destination_service.create(engine, box, actor, body))
-    if json:
-        out = {**shown(row), "checks": [c.as_dict() for c in checks]}
-        typer.echo(orjson.dumps(out).decode())
-        return
-    print_checks(checks)
-    typer.echo(f"destination {row.name!r} created: {row.id}")
+    _show(row, checks, json, f"destination {row.name!r} created: {row.id}")
 
 
 @app.command()
-def validate(
+def update(
     project: ProjectOpt,
-    destination_id: Annotated[str, typer.Argument(help="Destination id.")],
+    destination_id: DestinationArg,
+    name: Annotated[str | None, typer.Option(help="A new name.")] = None,
+    config: Annotated[
+        str | None,
+        typer.Option(
+            help="Config fields to change, JSON or @file.json (e.g. a new folder); the kind "
+            "says which may change."
+        ),
+    ] = None,
+    features: FeaturesOpt = None,
+    force: ForceOpt = False,
+    json: JsonOpt = False,
 ) -> None:
+    """Change a destination's name, config or features; re-validates before saving."""
+    from spillway.model import Actor
+    from spillway.services import destinations as destination_service
+
+    engine, box, project_id = _open(project)
+    body: dict[str, Any] = {
+        "config": _json_arg(config, "--config"),
+        "features": _features(features),
+        "force": force,
+    }
+    if name is not None:
+        body["name"] = name
+    actor = Actor("cli", project_id)
+    row, checks = _run(lambda: destination_service.update(engine, box, actor, destination_id, body))
+    _show(row, checks, json, f"destination {row.name!r} updated: {row.id}")
+
+
+@app.command()
+def rotate(
+    project: ProjectOpt,
+    destination_id: DestinationArg,
+    credentials: CredentialsOpt = None,
+    credentials_csv: CredentialsCsvOpt = None,
+    json: JsonOpt = False,
+) -> None:
+    """Replace a destination's credentials, validated first (the old ones stay if a check
+    fails)."""
+    from spillway.model import Actor
+    from spillway.services import destinations as destination_service
+
+    if credentials is None and credentials_csv is None:
+        typer.secho(
+            "error: give the new credentials: --credentials JSON|@file.json or "
+            "--credentials-csv FILE",
+            fg="red",
+            err=True,
+        )
+        raise typer.Exit(2)
+    engine, box, project_id = _open(project)
+    new = _credentials(credentials, credentials_csv)
+    actor = Actor("cli", project_id)
+    row, checks = _run(lambda: destination_service.rotate(engine, box, actor, destination_id, new))
+    _show(
+        row,
+        checks,
+        json,
+        f"destination {row.name!r}: new credentials in use (version {row.credentials_version})",
+    )
+
+
+@app.command()
+def validate(project: ProjectOpt, destination_id: DestinationArg) -> None:
     """Re-run the checks of a stored destination."""
     from spillway.destinations.base import all_passed
     from spillway.model import Actor
@@ -160,10 +305,7 @@ def validate(
 
 
 @app.command()
-def delete(
-    project: ProjectOpt,
-    destination_id: Annotated[str, typer.Argument(help="Destination id.")],
-) -> None:
+def delete(project: ProjectOpt, destination_id: DestinationArg) -> None:
     """Delete a destination; exports using it are disabled."""
     from spillway.model import Actor
     from spillway.services import destinations as destination_service

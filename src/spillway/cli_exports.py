@@ -160,6 +160,7 @@ def _show(item: dict[str, Any]) -> None:
     typer.echo(f"  frequency:     {item['frequency']}")
     typer.echo(f"  destination:   {item['destination_id']}")
     if "path" in item:
+        typer.echo(f"  layout:        {item.get('layout', 'moengage')}")
         typer.echo(f"  path:          {item['path']}")
     typer.echo(f"  last run:      {_last_run(item)}")
     run = item.get("last_run")
@@ -202,7 +203,8 @@ def create(
     name: Annotated[str, typer.Option(help="Name; part of every file's key.")],
     destination: Annotated[str, typer.Option(help="Destination id or name.")],
     frequency: Annotated[
-        str, typer.Option(help="every_15_minutes, daily, weekly, or stream (Kinesis/Firehose).")
+        str,
+        typer.Option(help="every_15_minutes, hourly, daily, weekly, or stream (Kinesis/Firehose)."),
     ] = "every_15_minutes",
     events: Annotated[
         str | None, typer.Option(help='"all", or event names separated by commas.')
@@ -211,6 +213,13 @@ def create(
         str | None, typer.Option("--format", help="jsonl, csv or parquet.")
     ] = None,
     compression: Annotated[str | None, typer.Option(help="gzip, zstd or none.")] = None,
+    layout: Annotated[
+        str | None,
+        typer.Option(
+            help="moengage (default: <prefix>/export_day=DD-MM-YYYY/) or hive "
+            "(<prefix>/dt=YYYY-MM-DD/hour=HH/, typed partitions for query engines)."
+        ),
+    ] = None,
     start: Annotated[
         str | None,
         typer.Option(
@@ -245,6 +254,8 @@ def create(
         body["format"] = file_format
     if compression is not None:
         body["compression"] = compression
+    if layout is not None:
+        body["layout"] = layout
     if start is not None:
         body["start"] = int(start) if start.isdigit() else start
     model = call(lambda: models.ExportIn.model_validate(body))
@@ -261,6 +272,32 @@ def create(
     if "path" in item:
         typer.echo(f"  files go to {item['path']}")
     typer.echo(f"  next run: {_next_run(item)}")
+
+
+@app.command()
+def ddl(
+    project: ProjectOpt,
+    export: ExportArg,
+    engine: Annotated[str, typer.Option("--engine", help="duckdb, athena or bigquery.")] = "duckdb",
+    json: JsonOpt = False,
+) -> None:
+    """The SQL that reads the export's files in a query engine (a DuckDB view, an Athena or
+    BigQuery external table), as GET /api/v1/exports/{id}/ddl answers it."""
+    from spillway.api import views
+    from spillway.engine.ddl import ENGINES
+    from spillway.services import exports as service
+
+    if engine not in ENGINES:
+        fail(f"--engine {engine!r}: use {', '.join(ENGINES)}", 2)
+    session = _Session(project)
+    row = session.export(export)
+    found = call(lambda: service.ddl(session.engine, session.project.id, row.id, engine))
+    if json:
+        _print(views.ddl(row.id, found))
+        return
+    typer.echo(found.statement)
+    for note in found.notes:
+        typer.echo(f"-- {note}", err=True)
 
 
 @app.command()

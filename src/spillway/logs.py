@@ -17,8 +17,10 @@ from collections.abc import Iterable
 
 FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 REDACTED = "[redacted]"
-# Loggers that follow SPILLWAY_LOG_LEVEL; everything else inherits the root's level.
-OWN_LOGGERS = ("spillway", "uvicorn", "alembic")
+# Loggers that follow SPILLWAY_LOG_LEVEL; everything else inherits the root's level. Not
+# alembic: it prints its set-up at INFO on every start, even with nothing to upgrade (the
+# schema's upgrades are logged by spillway.store.db instead).
+OWN_LOGGERS = ("spillway", "uvicorn")
 THIRD_PARTY_DEFAULT = "WARNING"
 
 # Field names whose value is a secret, in any of the shapes SDKs print them: JSON or a Python

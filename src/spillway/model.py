@@ -140,6 +140,10 @@ class ExportSettings:
     max_file_bytes: int = DEFAULT_MAX_FILE_BYTES
     webhook_url: str | None = None
     record_format: str = "spillway"  # spillway | pinpoint (streams)
+    # Where a window's files go under the prefix: moengage (export_day=DD-MM-YYYY/) or hive
+    # (dt=YYYY-MM-DD/hour=HH/, read as typed partitions by query engines). Settings stored
+    # before it existed read as moengage, the layout they were written in.
+    layout: str = "moengage"
 
     @classmethod
     def from_json(cls, value: Mapping[str, Any] | None) -> ExportSettings:

@@ -17,6 +17,7 @@ from tests.acceptance.conftest import (
     create_credentials,
     run_cli,
 )
+from tests.integration.destinations.case_s3 import S3World
 
 
 @pytest.fixture
@@ -217,3 +218,139 @@ def test_unknown_project_or_destination(data_dir: Path, env: dict[str, str]) -> 
         assert result.returncode == 1, command
         assert "f" * 32 in result.stderr, result.stderr
         assert "Traceback" not in result.stderr
+
+
+# --- The whole flow from the command line (issue 14, item 5) ------------------------------
+
+
+def test_help_documents_every_option_and_every_kind(data_dir: Path) -> None:
+    """Each option of each command says what it is; the kinds listed are the registry's."""
+    from spillway.destinations import KINDS
+
+    group = run_cli(data_dir, "destinations", "--help")
+    assert group.returncode == 0, group.stderr
+    for kind in KINDS:
+        assert kind in group.stdout, (kind, group.stdout)
+    for command in ("list", "create", "update", "rotate", "validate", "delete"):
+        shown = run_cli(data_dir, "destinations", command, "--help")
+        assert shown.returncode == 0, (command, shown.stderr)
+        options = [line for line in shown.stdout.splitlines() if re.search(r"│ .*--[a-z]", line)]
+        assert options, (command, shown.stdout)
+        for line in options:
+            # "--json  <bool>  Print …": a type, then words (help is not empty)
+            assert re.search(r"<[a-z]+>\s+[A-Za-z]", line), (command, line)
+        if command == "create":
+            for kind in KINDS:
+                assert kind in shown.stdout, (kind, shown.stdout)
+
+
+def test_update_features_and_rotate_from_the_command_line(
+    data_dir: Path, env: dict[str, str]
+) -> None:
+    create_credentials(data_dir, "shop", env)
+    made = create(
+        data_dir,
+        env,
+        *("--name", "files", "--kind", "local", "--config", '{"path": "out"}'),
+        *("--features", "read_back,cleanup"),
+    )
+    assert made["features"] == {"read_back": True, "cleanup": True, "test_record": False}
+    assert {c["name"]: c["status"] for c in made["checks"]}["read"] == "passed", made["checks"]
+
+    changed = cli_json(
+        data_dir,
+        *("destinations", "update", "--project", "shop", made["id"]),
+        *("--name", "archive", "--config", '{"folder": "daily"}', "--features", "no-cleanup"),
+        env=env,
+    )
+    assert (changed["name"], changed["config"]["folder"]) == ("archive", "daily")
+    assert changed["features"] == {"read_back": True, "cleanup": False, "test_record": False}
+    assert changed["checks"], changed
+
+    unknown = run_cli(
+        data_dir,
+        *("destinations", "update", "--project", "shop", made["id"], "--features", "readback"),
+        env=env,
+    )
+    assert unknown.returncode == 2, unknown.stderr
+    assert "unknown feature 'readback'" in unknown.stderr and "read_back" in unknown.stderr
+
+    rotated = cli_json(
+        data_dir,
+        *("destinations", "rotate", "--project", "shop", made["id"]),
+        *("--credentials", '{"mode": "none"}'),
+        env=env,
+    )
+    assert rotated["credentials_version"] == made["credentials_version"] + 1, rotated
+    assert all(c["status"] in ("passed", "skipped") for c in rotated["checks"]), rotated
+    human = run_cli(
+        data_dir,
+        *("destinations", "rotate", "--project", "shop", made["id"]),
+        *("--credentials", '{"mode": "none"}'),
+        env=env,
+    )
+    assert human.returncode == 0, human.stderr
+    assert "new credentials in use" in human.stdout and re.search(r"write\s+passed", human.stdout)
+
+    # Wrong credentials are refused naming the field; nothing changes.
+    wrong = run_cli(
+        data_dir,
+        *("destinations", "rotate", "--project", "shop", made["id"]),
+        *("--credentials", '{"mode": "s3cr3t"}'),
+        env=env,
+    )
+    assert wrong.returncode == 2, (wrong.stdout, wrong.stderr)
+    assert "credentials.mode" in wrong.stderr and "Traceback" not in wrong.stderr
+    missing = run_cli(data_dir, "destinations", "rotate", "--project", "shop", made["id"], env=env)
+    assert missing.returncode == 2 and "--credentials" in missing.stderr, missing.stderr
+    after = next(d for d in listed(data_dir, env) if d["id"] == made["id"])
+    assert after["credentials_version"] == rotated["credentials_version"] + 1  # the human one
+
+
+def test_rotate_to_a_key_that_fails_keeps_the_old_one(
+    data_dir: Path, env: dict[str, str], s3_world: S3World
+) -> None:
+    """A rotation is validated against the service; a failing key is not saved."""
+    create_credentials(data_dir, "shop", env)
+    good = s3_world.full_user()
+    config = {"bucket": s3_world.bucket, "endpoint_url": s3_world.moto.endpoint}
+    key = {
+        "mode": "access_key",
+        "access_key_id": good.access_key_id,
+        "secret_access_key": good.secret_access_key.get_secret_value(),
+    }
+    made = create(
+        data_dir,
+        env,
+        *("--name", "warehouse", "--kind", "s3", "--config", json.dumps(config)),
+        *("--credentials", json.dumps(key)),
+    )
+    other = s3_world.full_user()
+    rotated = cli_json(
+        data_dir,
+        *("destinations", "rotate", "--project", "shop", made["id"]),
+        *(
+            "--credentials",
+            json.dumps(
+                {
+                    **key,
+                    "access_key_id": other.access_key_id,
+                    "secret_access_key": other.secret_access_key.get_secret_value(),
+                }
+            ),
+        ),
+        env=env,
+    )
+    assert rotated["credentials"]["access_key_id"] != made["credentials"]["access_key_id"]
+    bad = {**key, "secret_access_key": "x" * 40}
+    failed = run_cli(
+        data_dir,
+        *("destinations", "rotate", "--project", "shop", made["id"]),
+        *("--credentials", json.dumps(bad)),
+        env=env,
+    )
+    assert failed.returncode == 1, (failed.stdout, failed.stderr)
+    assert re.search(r"credentials\s+failed", failed.stdout), failed.stdout
+    assert "the old ones stay in use" in failed.stderr, failed.stderr
+    after = next(d for d in listed(data_dir, env) if d["id"] == made["id"])
+    assert after["credentials_version"] == rotated["credentials_version"]

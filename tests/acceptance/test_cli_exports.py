@@ -8,6 +8,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+import duckdb
 import pytest
 
 from tests.acceptance.conftest import cli_json, create_key, create_project, db_path, run_cli
@@ -192,7 +193,7 @@ def test_exports_from_create_to_delete(data_dir: Path, local: dict[str, str]) ->
         "--destination",
         "disk",
         "--frequency",
-        "hourly",
+        "monthly",  # (hourly is a frequency now)
         env=local,
     )
     assert invalid.returncode == 2, invalid
@@ -230,6 +231,19 @@ def test_exports_from_create_to_delete(data_dir: Path, local: dict[str, str]) ->
     assert after["last_run"]["id"] == run["id"] and after["last_run"]["events"] == 120
     assert after["last_success_at"] == run["finished_at"]
     delivered = Path(local["SPILLWAY_LOCAL_ROOT"]) / project / "out" / run["files"][0]
+
+    # ddl: the DuckDB view over the files, run as printed, counts every delivered event.
+    view = run_cli(data_dir, "exports", "ddl", "--project", "shop", "events", env=local)
+    assert view.returncode == 0, view.stderr
+    assert view.stdout.startswith("CREATE OR REPLACE VIEW events AS"), view.stdout
+    assert "no partition columns" in view.stderr  # the moengage layout's note, as a comment
+    con = duckdb.connect()
+    con.execute(view.stdout)
+    assert con.execute("select count(*) from events").fetchone() == (120,)
+    described = cli("ddl", "events", "--engine", "duckdb")
+    assert described["statement"] == view.stdout.strip()
+    assert "moengage" in err("ddl", "events", "--engine", "athena")
+    assert "--engine" in err("ddl", "events", "--engine", "presto")
     assert len(delivered.read_text().splitlines()) == 121  # a CSV header and 120 rows
 
     # backfill: before the export's start there is nothing kept; the range is checked.

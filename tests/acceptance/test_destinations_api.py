@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import secrets
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,7 +23,7 @@ from spillway.settings import Settings
 from spillway.store import catalog
 from tests.integration.destinations.case_s3 import S3World
 from tests.server_recorder import DENIED, MARKER, PAGE, recorder
-from tests.servers import allow_endpoint
+from tests.servers import allow_endpoint, free_port
 from tests.store_queries import audit_entries
 
 
@@ -405,3 +406,72 @@ def test_service_identity_is_off_by_default_and_granted_per_project_over_http(
     )
     assert rotated.status_code == 422
     assert "may not reach bucket spw-not-granted" in rotated.json()["message"]
+
+
+# --- Errors in people's words (issue 14, item 4) ------------------------------------------
+
+
+def test_bad_values_answer_invalid_request_naming_the_field(api: Api, s3_world: S3World) -> None:
+    """The same 422 code as exports; the field as written, and what it expects."""
+    body = s3_body(s3_world, s3_world.full_user())
+    for broken, words in [
+        (
+            {**body, "config": {**body["config"], "bucket_name": "acme"}},
+            "config.bucket_name: unknown field; did you mean 'bucket'?",
+        ),
+        (
+            {**body, "config": {**body["config"], "endpoint_url": None, "region": "EU"}},
+            "config.region: 'EU' is not an AWS region code",
+        ),
+        (
+            {
+                **body,
+                "config": {**body["config"], "endpoint_url": None},
+                "credentials": {**body["credentials"], "secret_access_key": "tooshort"},
+            },
+            "credentials.secret_access_key: an AWS secret access key is 40 characters; this one "
+            "has 8",
+        ),
+    ]:
+        answer = api.client.post("/api/v1/destinations", json=broken, headers=api.write)
+        assert answer.status_code == 422, answer.text
+        assert answer.json()["error"] == "invalid_request", answer.text
+        assert words in answer.json()["message"], answer.text
+    # A request that fails its schema answers the same code.
+    schema = api.client.post(
+        "/api/v1/destinations", json={**body, "kinds": "s3"}, headers=api.write
+    )
+    assert schema.status_code == 422, schema.text
+    assert schema.json()["error"] == "invalid_request", schema.text
+    assert "kinds: unknown field; did you mean 'kind'?" in schema.json()["message"], schema.text
+
+
+def test_r2_keys_on_a_custom_endpoint_and_an_endpoint_that_does_not_answer(
+    api: Api, operator_settings: None
+) -> None:
+    """R2-style keys are the endpoint's to judge; a closed port is a connectivity failure."""
+    url = f"http://127.0.0.1:{free_port()}"
+    allow_endpoint(url)
+    body = {
+        "name": "r2",
+        "kind": "s3",
+        "config": {"bucket": "acme", "endpoint_url": url, "region": "auto"},
+        "credentials": {
+            "mode": "access_key",
+            "access_key_id": secrets.token_hex(16),
+            "secret_access_key": secrets.token_hex(32),
+        },
+    }
+    checked = api.client.post("/api/v1/destinations/validate", json=body, headers=api.write)
+    assert checked.status_code == 200, checked.text
+    first = checked.json()["checks"][0]
+    assert (first["name"], first["status"]) == ("credentials", "failed"), first
+    assert f"cannot reach the S3 endpoint {url} (connection refused)" in first["message"], first
+    assert "rejected" not in first["message"], first
+    refused = api.client.post("/api/v1/destinations", json=body, headers=api.write)
+    assert refused.status_code == 422, refused.text
+    assert refused.json()["error"] == "validation_failed", refused.text
+    forced = api.client.post(
+        "/api/v1/destinations", json={**body, "force": True}, headers=api.write
+    )
+    assert forced.status_code == 201, forced.text

@@ -186,7 +186,9 @@ INVALID_PATCHES = [
     ({"pgp_public_key": ARMOR.format("A" * 70_000)}, "pgp_public_key"),
     ({"record_format": "xml"}, "record_format"),
     ({"frequency": None}, "frequency"),
-    ({"frequency": "hourly"}, "frequency"),
+    ({"frequency": "monthly"}, "frequency"),  # (hourly is a frequency now)
+    ({"layout": "flat"}, "layout"),
+    ({"layout": None}, "layout"),
     ({"frequency": "stream"}, "frequency"),  # a local folder takes files, not a stream
     ({"status": None}, "status"),
     ({"status": "failing"}, "status"),  # the worker's to set, not the user's

@@ -267,15 +267,16 @@ def test_another_projects_segment_is_not_found(api: tuple[Server, Credentials]) 
     assert mine["name"] == "private-name"
 
 
+# The field as the user wrote it: list items by [index] (docs/api.md, "Error codes").
 @pytest.mark.parametrize(
     ("body", "named"),
     [
         ({"name": "x", "filter": {"country": ["NG"]}}, "filter.country"),
         ({"name": "x", "filter": {"user_ids": "user-1"}}, "filter.user_ids"),
-        ({"name": "x", "filter": {"user_ids": ["user-1", 2]}}, "filter.user_ids.1"),
+        ({"name": "x", "filter": {"user_ids": ["user-1", 2]}}, "filter.user_ids[1]"),
         ({"name": "x", "filter": {"attributes": {"tier": "gold"}}}, "filter.attributes.tier"),
-        ({"name": "x", "filter": {"attributes": {"tier": [1]}}}, "filter.attributes.tier.0"),
-        ({"name": "x", "filter": {"channel_type": ["FAX"]}}, "filter.channel_type.0"),
+        ({"name": "x", "filter": {"attributes": {"tier": [1]}}}, "filter.attributes.tier[0]"),
+        ({"name": "x", "filter": {"channel_type": ["FAX"]}}, "filter.channel_type[0]"),
         ({"name": "x", "filter": {"demographic": {"shoe": ["9"]}}}, "'shoe'"),
         ({"name": "x", "filter": {"effective_after": "soon"}}, "filter.effective_after"),
         ({"name": "x", "filter": {"effective_before": 1767225600}}, "filter.effective_before"),

@@ -135,7 +135,9 @@ def test_hanging_validations_leave_health_and_ingest_answering(
     assert statuses.count(503) >= 1, statuses
     for response, took in results:
         if response.status_code != 200:
-            assert took < 2.0, (response.status_code, took)
+            # Refused without waiting for a thread: well before the deadline the accepted ones
+            # wait out (a second of slack for 40 requests on a loaded 2-core machine).
+            assert took < DEADLINE - 1, (response.status_code, took)
 
     # The stuck threads still hold their places: a new validation is refused at once.
     started = time.monotonic()

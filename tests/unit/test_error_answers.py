@@ -13,12 +13,12 @@ from spillway.services.exports import BadExportSettings
 
 ANSWERS: list[tuple[errors.InputError, int, str]] = [
     (errors.Malformed("unknown feature"), 400, "bad_request"),
-    (errors.Invalid("config.path", "outside the data directory"), 422, "bad_request"),
-    (errors.Invalid(None, "an endpoint id must not contain NUL"), 422, "bad_request"),
+    (errors.Invalid("config.path", "outside the data directory"), 422, "invalid_request"),
+    (errors.Invalid(None, "an endpoint id must not contain NUL"), 422, "invalid_request"),
     (errors.Unsupported("not read"), 415, "unsupported_media_type"),
     (errors.NotFound("no export"), 404, "not_found"),
     (errors.Conflict("taken"), 409, "conflict"),
-    (errors.NotApplicable("a stream has nothing to run"), 409, "bad_request"),
+    (errors.NotApplicable("a stream has nothing to run"), 409, "not_applicable"),
     (errors.TooLarge("over the limit"), 413, "too_large"),
     (errors.Unauthorized("no key"), 401, "unauthorized"),
     (errors.Forbidden("read-only key"), 403, "forbidden"),

@@ -50,7 +50,9 @@ INVALID: list[tuple[str, Any]] = [
     ("pgp_public_key", "not a key"),
     ("record_format", "xml"),
     ("frequency", None),
-    ("frequency", "hourly"),
+    ("frequency", "monthly"),  # (hourly is a frequency now)
+    ("layout", "flat"),
+    ("layout", None),
 ]
 
 

@@ -13,6 +13,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from spillway import __version__, metrics, ui, validation
 from spillway.api import (
     destinations,
+    docs,
     endpoints,
     errors,
     events,
@@ -104,9 +105,13 @@ def create_app(
         version=__version__,
         description="Collects engagement events and delivers them into your own cloud.",
         lifespan=lifespan,
+        # /docs and /redoc are served by api/docs.py from local assets (no CDN).
+        docs_url=None,
+        redoc_url=None,
     )
     app.state.context = context
     errors.install(app)
+    docs.install(app)
     app.include_router(health.router)
     app.include_router(events.router)
     app.include_router(endpoints.router)

@@ -7,8 +7,9 @@ from typing import Any
 from fastapi import APIRouter
 from starlette.concurrency import run_in_threadpool
 
-from spillway.api import views
+from spillway.api import schemas, views
 from spillway.api.deps import ContextDep, ReadKey, WriteKey
+from spillway.api.docs import documented
 from spillway.api.models import DestinationIn, DestinationPatch
 from spillway.api.responses import JSON
 from spillway.model import Actor
@@ -27,7 +28,7 @@ def _checks(checks: list[Any]) -> list[dict[str, str]]:
     return [check.as_dict() for check in checks]
 
 
-@router.post("/validate", response_class=JSON)
+@router.post("/validate", response_class=JSON, responses=documented(schemas.Checks, 409, 422, 429))
 async def validate_new(body: DestinationIn, context: ContextDep, principal: WriteKey) -> JSON:
     """Run the checks without storing anything (the form's "Validate" button)."""
     checks = await run_in_threadpool(
@@ -43,7 +44,12 @@ async def validate_new(body: DestinationIn, context: ContextDep, principal: Writ
     return JSON({"ok": ok, "checks": _checks(checks)})
 
 
-@router.post("", status_code=201, response_class=JSON)
+@router.post(
+    "",
+    status_code=201,
+    response_class=JSON,
+    responses=documented(schemas.Destination, 409, 422, 429, status=201),
+)
 async def create(body: DestinationIn, context: ContextDep, principal: WriteKey) -> JSON:
     """Validate, then store. With ``force`` the checks are skipped."""
     row, checks = await run_in_threadpool(
@@ -56,7 +62,7 @@ async def create(body: DestinationIn, context: ContextDep, principal: WriteKey) 
     return JSON({**views.destination(row), "checks": _checks(checks)}, 201)
 
 
-@router.get("", response_class=JSON)
+@router.get("", response_class=JSON, responses=documented(schemas.DestinationList))
 def list_all(context: ContextDep, principal: ReadKey) -> dict[str, Any]:
     """Every destination of the project."""
     with context.engine.connect() as conn:
@@ -64,7 +70,9 @@ def list_all(context: ContextDep, principal: ReadKey) -> dict[str, Any]:
     return {"destinations": [views.destination(row) for row in rows]}
 
 
-@router.get("/{destination_id}", response_class=JSON)
+@router.get(
+    "/{destination_id}", response_class=JSON, responses=documented(schemas.Destination, 404)
+)
 def get_one(destination_id: str, context: ContextDep, principal: ReadKey) -> dict[str, Any]:
     """One destination, credentials masked."""
     return views.destination(
@@ -72,7 +80,11 @@ def get_one(destination_id: str, context: ContextDep, principal: ReadKey) -> dic
     )
 
 
-@router.patch("/{destination_id}", response_class=JSON)
+@router.patch(
+    "/{destination_id}",
+    response_class=JSON,
+    responses=documented(schemas.Destination, 404, 409, 422, 429),
+)
 async def update(
     destination_id: str, body: DestinationPatch, context: ContextDep, principal: WriteKey
 ) -> JSON:
@@ -88,7 +100,11 @@ async def update(
     return JSON({**views.destination(row), "checks": _checks(checks)})
 
 
-@router.post("/{destination_id}/validate", response_class=JSON)
+@router.post(
+    "/{destination_id}/validate",
+    response_class=JSON,
+    responses=documented(schemas.Checks, 404, 409, 429),
+)
 async def validate_stored(destination_id: str, context: ContextDep, principal: WriteKey) -> JSON:
     """Re-run the checks of a stored destination (e.g. after fixing a policy)."""
     checks = await run_in_threadpool(
@@ -102,7 +118,11 @@ async def validate_stored(destination_id: str, context: ContextDep, principal: W
     return JSON({"ok": ok, "checks": _checks(checks)})
 
 
-@router.put("/{destination_id}/credentials", response_class=JSON)
+@router.put(
+    "/{destination_id}/credentials",
+    response_class=JSON,
+    responses=documented(schemas.Destination, 404, 409, 422, 429),
+)
 async def rotate(
     destination_id: str, body: dict[str, Any], context: ContextDep, principal: WriteKey
 ) -> JSON:
@@ -118,7 +138,9 @@ async def rotate(
     return JSON({**views.destination(row), "checks": _checks(checks)})
 
 
-@router.delete("/{destination_id}", response_class=JSON)
+@router.delete(
+    "/{destination_id}", response_class=JSON, responses=documented(schemas.DestinationDeleted, 404)
+)
 def delete(destination_id: str, context: ContextDep, principal: WriteKey) -> dict[str, Any]:
     """Delete; every export using it is disabled, and listed here."""
     _, disabled = destination_service.delete(context.engine, _actor(principal), destination_id)

@@ -8,8 +8,9 @@ import orjson
 from fastapi import APIRouter, Query
 from starlette.concurrency import run_in_threadpool
 
-from spillway.api import views
+from spillway.api import schemas, views
 from spillway.api.deps import ContextDep, IngestKey, ReadKey, WriteKey
+from spillway.api.docs import documented
 from spillway.api.models import EndpointBatch, EndpointIn
 from spillway.api.responses import JSON
 from spillway.errors import InputError, NotFound, TooLarge
@@ -19,7 +20,7 @@ from spillway.store import endpoints as endpoint_store
 router = APIRouter(prefix="/api/v1/endpoints", tags=["endpoints"])
 
 
-@router.put("/{endpoint_id:path}", response_class=JSON)
+@router.put("/{endpoint_id:path}", response_class=JSON, responses=documented(schemas.Endpoint, 422))
 async def put_endpoint(
     endpoint_id: str, body: EndpointIn, context: ContextDep, principal: IngestKey
 ) -> dict[str, Any]:
@@ -30,7 +31,7 @@ async def put_endpoint(
     return views.endpoint(records[0])
 
 
-@router.put("", response_class=JSON)
+@router.put("", response_class=JSON, responses=documented(schemas.EndpointList, 422))
 async def put_endpoints(
     body: EndpointBatch, context: ContextDep, principal: IngestKey
 ) -> dict[str, Any]:
@@ -53,7 +54,7 @@ async def put_endpoints(
     return {"endpoints": [views.endpoint(r) for r in records]}
 
 
-@router.get("/{endpoint_id:path}", response_class=JSON)
+@router.get("/{endpoint_id:path}", response_class=JSON, responses=documented(schemas.Endpoint, 404))
 def get_endpoint(endpoint_id: str, context: ContextDep, principal: ReadKey) -> dict[str, Any]:
     """One endpoint."""
     with context.engine.connect() as conn:
@@ -65,7 +66,7 @@ def get_endpoint(endpoint_id: str, context: ContextDep, principal: ReadKey) -> d
     return views.endpoint(record)
 
 
-@router.get("", response_class=JSON)
+@router.get("", response_class=JSON, responses=documented(schemas.EndpointList))
 def list_endpoints(
     context: ContextDep,
     principal: ReadKey,
@@ -81,7 +82,9 @@ def list_endpoints(
     return {"endpoints": [views.endpoint(r) for r in records]}
 
 
-@router.delete("/{endpoint_id:path}", response_class=JSON)
+@router.delete(
+    "/{endpoint_id:path}", response_class=JSON, responses=documented(schemas.EndpointDeleted, 404)
+)
 def delete_endpoint(endpoint_id: str, context: ContextDep, principal: WriteKey) -> dict[str, Any]:
     """Remove one endpoint."""
     with context.engine.connect().execution_options(write=True) as conn, conn.begin():

@@ -9,14 +9,19 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
+from pydantic import BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException
 
-from spillway import errors
+from spillway import errors, fielderrors
 from spillway.api.pinpoint import errors as pinpoint
 from spillway.api.responses import JSON
 from spillway.errors import InputError, TransientError
 
 log = logging.getLogger(__name__)
+
+# The codes of the two input errors every route may answer (the rest are in the table below).
+MALFORMED = "bad_request"  # 400: the request cannot be read or used as sent
+INVALID = "invalid_request"  # 422: a value breaks a rule; the message names the field
 
 
 def error_body(code: str, message: str, **extra: Any) -> dict[str, Any]:
@@ -24,14 +29,33 @@ def error_body(code: str, message: str, **extra: Any) -> dict[str, Any]:
     return {"error": code, "message": message, **extra}
 
 
-def _describe(errors: list[Any]) -> str:
-    parts = []
-    for err in errors[:10]:
-        loc = ".".join(str(p) for p in err.get("loc", ()) if p not in ("body",))
-        # A model's own check names the field in its message ("attributes.plan[0]: …").
-        msg = str(err.get("msg", "invalid")).removeprefix("Value error, ")
-        parts.append(f"{loc}: {msg}" if loc else msg)
-    return "; ".join(parts)
+class ErrorBody(BaseModel):
+    """The shape of :func:`error_body`, for the OpenAPI schema only (answers are built as
+    dicts): some answers add fields (``details``, ``checks``, an ingest's counts)."""
+
+    model_config = ConfigDict(extra="allow", title="Error")
+    error: str = Field(description="A stable code to branch on, such as `not_found`.")
+    message: str = Field(description="What went wrong and what to do, in words.")
+    details: list[dict[str, Any]] | None = Field(
+        default=None, description="With `invalid_request`: each field that failed and why."
+    )
+    checks: list[dict[str, Any]] | None = Field(
+        default=None, description="With `validation_failed`: every check that ran."
+    )
+
+
+def _describe(errors: list[Any], model: type[BaseModel] | None = None) -> str:
+    """``field: what is expected; …`` in people's words (see :mod:`spillway.fielderrors`)."""
+    return fielderrors.describe(errors, model=model, limit=10)
+
+
+def _body_model(request: Request) -> type[BaseModel] | None:
+    """The request model of the route that refused the body, to suggest a misspelt field."""
+    field = getattr(request.scope.get("route"), "body_field", None)
+    annotation = getattr(getattr(field, "field_info", None), "annotation", None)
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    return None
 
 
 @dataclass(frozen=True)
@@ -55,7 +79,7 @@ def _table() -> list[tuple[type[InputError], int, str]]:
     return [
         (ValidationFailed, 422, "validation_failed"),
         (CredentialsUnreadable, 409, "credentials_unreadable"),
-        (BadExportSettings, 422, "invalid_request"),
+        (BadExportSettings, 422, INVALID),
         (BadGzip, 400, "bad_gzip"),
         (BadJson, 400, "bad_json"),
         (EmptyBatch, 400, "empty_batch"),
@@ -67,12 +91,14 @@ def _table() -> list[tuple[type[InputError], int, str]]:
         (errors.Forbidden, 403, "forbidden"),
         (errors.NotFound, 404, "not_found"),
         (errors.Conflict, 409, "conflict"),
-        (errors.NotApplicable, 409, "bad_request"),
+        (errors.NotApplicable, 409, "not_applicable"),
         (errors.TooLarge, 413, "too_large"),
         (errors.Unsupported, 415, "unsupported_media_type"),
-        (errors.Invalid, 422, "bad_request"),
-        (errors.Malformed, 400, "bad_request"),
-        (InputError, 400, "bad_request"),
+        # One code per meaning (docs/api.md, "Error codes"): a value that breaks a rule is
+        # invalid_request wherever it is met, by a request model or by a service.
+        (errors.Invalid, 422, INVALID),
+        (errors.Malformed, 400, MALFORMED),
+        (InputError, 400, MALFORMED),
     ]
 
 
@@ -116,8 +142,11 @@ def install(app: FastAPI) -> None:
             {k: v for k, v in err.items() if k in ("loc", "msg", "type")} for err in exc.errors()
         ]
         if pinpoint.is_pinpoint(request.url.path):
-            return pinpoint.answer(400, "BadRequestException", _describe(errors))
-        return JSON(error_body("invalid_request", _describe(errors), details=errors), 422)
+            return pinpoint.answer(400, "BadRequestException", _describe(list(exc.errors())))
+        # Described from the full errors (their limits and allowed values); ``details`` keeps
+        # only loc, msg and type: never the input, which may be a secret.
+        message = _describe(list(exc.errors()), _body_model(request))
+        return JSON(error_body(INVALID, message, details=errors), 422)
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSON:

@@ -10,7 +10,10 @@ from sqlalchemy.exc import SQLAlchemyError
 from starlette.concurrency import run_in_threadpool
 
 from spillway import metrics
+from spillway.api import schemas
 from spillway.api.deps import Context, ContextDep, IngestKey
+from spillway.api.docs import documented
+from spillway.api.errors import ErrorBody
 from spillway.api.responses import JSON
 from spillway.errors import InputError, TooLarge, TransientError
 from spillway.ingest import Judged, Outcome, decode_body, judge, outcome, parse_body
@@ -81,7 +84,20 @@ def answer(result: Outcome) -> tuple[int, dict[str, Any]]:
     return 200, body
 
 
-@router.post("/events", description=_INGEST_DOC, response_class=JSON)
+@router.post(
+    "/events",
+    description=_INGEST_DOC,
+    response_class=JSON,
+    openapi_extra=schemas.ingest_body(),
+    responses={
+        **documented(schemas.IngestResult, 413, 415),
+        400: {
+            "model": ErrorBody,
+            "description": "No event was valid (the counts and `rejected` say why), or the body "
+            "could not be read.",
+        },
+    },
+)
 async def post_events(request: Request, context: ContextDep, principal: IngestKey) -> JSON:
     """Ingest a batch of events."""
     body = await read_body(request, context.limits.max_request_bytes)

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from fastapi import APIRouter, Query
 from starlette.concurrency import run_in_threadpool
 
-from spillway.api import models, views
+from spillway.api import models, schemas, views
 from spillway.api.deps import ContextDep, ReadKey, WriteKey
+from spillway.api.docs import documented, error_answers
 from spillway.api.responses import JSON
 from spillway.errors import NotFound
 from spillway.model import Actor
@@ -24,7 +25,12 @@ def _actor(principal: Principal) -> Actor:
     return Actor(f"key:{principal.key_id}", principal.project_id)
 
 
-@router.post("", status_code=201, response_class=JSON)
+@router.post(
+    "",
+    status_code=201,
+    response_class=JSON,
+    responses=documented(schemas.Export, 404, 409, 422, status=201),
+)
 async def create(body: models.ExportIn, context: ContextDep, principal: WriteKey) -> JSON:
     """Create an export; the answer shows the exact path its files will get."""
     export = await run_in_threadpool(
@@ -37,7 +43,7 @@ async def create(body: models.ExportIn, context: ContextDep, principal: WriteKey
     return JSON(views.export(context.engine, export), 201)
 
 
-@router.get("", response_class=JSON)
+@router.get("", response_class=JSON, responses=documented(schemas.ExportList))
 def list_all(context: ContextDep, principal: ReadKey) -> dict[str, Any]:
     """Every export of the project, each with its last run, last success and next run (read
     in one statement for all of them)."""
@@ -46,14 +52,16 @@ def list_all(context: ContextDep, principal: ReadKey) -> dict[str, Any]:
     return {"exports": views.exports(context.engine, exports)}
 
 
-@router.get("/{export_id}", response_class=JSON)
+@router.get("/{export_id}", response_class=JSON, responses=documented(schemas.Export, 404))
 def get_one(export_id: str, context: ContextDep, principal: ReadKey) -> dict[str, Any]:
     """One export, with its status and, when failing, why."""
     export = service.get(context.engine, principal.project_id, export_id)
     return views.export(context.engine, export)
 
 
-@router.patch("/{export_id}", response_class=JSON)
+@router.patch(
+    "/{export_id}", response_class=JSON, responses=documented(schemas.Export, 404, 409, 422)
+)
 def update(
     export_id: str, body: models.ExportPatch, context: ContextDep, principal: WriteKey
 ) -> dict[str, Any]:
@@ -62,14 +70,19 @@ def update(
     return views.export(context.engine, export)
 
 
-@router.delete("/{export_id}", response_class=JSON)
+@router.delete("/{export_id}", response_class=JSON, responses=documented(schemas.Deleted, 404))
 def delete(export_id: str, context: ContextDep, principal: WriteKey) -> dict[str, Any]:
     """Remove an export."""
     service.delete(context.engine, _actor(principal), export_id)
     return {"deleted": True, "id": export_id}
 
 
-@router.post("/{export_id}/run", status_code=202, response_class=JSON)
+@router.post(
+    "/{export_id}/run",
+    status_code=202,
+    response_class=JSON,
+    responses=documented(schemas.RunQueued, 404, 409, status=202),
+)
 def run_now(export_id: str, context: ContextDep, principal: WriteKey) -> JSON:
     """Deliver everything ingested so far, now (the worker picks it up at once)."""
     run_id = service.run_now(context.engine, _actor(principal), export_id)
@@ -77,7 +90,12 @@ def run_now(export_id: str, context: ContextDep, principal: WriteKey) -> JSON:
     return JSON({"run_id": run_id}, 202)
 
 
-@router.post("/{export_id}/backfill", status_code=202, response_class=JSON)
+@router.post(
+    "/{export_id}/backfill",
+    status_code=202,
+    response_class=JSON,
+    responses=documented(schemas.BackfillQueued, 404, 409, 422, status=202),
+)
 def backfill(
     export_id: str, body: models.BackfillIn, context: ContextDep, principal: WriteKey
 ) -> JSON:
@@ -89,7 +107,7 @@ def backfill(
     return JSON(queued.public(), 202)
 
 
-@router.get("/{export_id}/runs", response_class=JSON)
+@router.get("/{export_id}/runs", response_class=JSON, responses=documented(schemas.RunList, 404))
 def runs(
     export_id: str,
     context: ContextDep,
@@ -103,7 +121,9 @@ def runs(
     return {"runs": [views.run(run) for run in found]}
 
 
-@router.get("/{export_id}/runs/{run_id}", response_class=JSON)
+@router.get(
+    "/{export_id}/runs/{run_id}", response_class=JSON, responses=documented(schemas.Run, 404)
+)
 def run(export_id: str, run_id: str, context: ContextDep, principal: ReadKey) -> dict[str, Any]:
     """One run (of a deleted export too)."""
     service.get_with_history(context.engine, principal.project_id, export_id)
@@ -114,7 +134,9 @@ def run(export_id: str, run_id: str, context: ContextDep, principal: ReadKey) ->
     return views.run(found)
 
 
-@router.get("/{export_id}/dead-letters", response_class=JSON)
+@router.get(
+    "/{export_id}/dead-letters", response_class=JSON, responses=documented(schemas.DeadLetters, 404)
+)
 def dead_letters(
     export_id: str,
     context: ContextDep,
@@ -139,3 +161,18 @@ def dead_letters(
             for letter in letters
         ]
     }
+
+
+@router.get("/{export_id}/ddl", response_class=JSON, responses=error_answers(404, 409, 422))
+def ddl(
+    export_id: str,
+    context: ContextDep,
+    principal: ReadKey,
+    engine: Literal["athena", "duckdb", "bigquery"] = Query(
+        default="duckdb", description="The query engine the statement is for."
+    ),
+) -> dict[str, Any]:
+    """The CREATE EXTERNAL TABLE (Athena, BigQuery) or CREATE VIEW (DuckDB) statement that
+    reads the export's files, with the columns its format writes and its layout's partitions."""
+    found = service.ddl(context.engine, principal.project_id, export_id, engine)
+    return views.ddl(export_id, found)

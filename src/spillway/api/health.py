@@ -8,13 +8,21 @@ from prometheus_client import CONTENT_TYPE_LATEST
 from starlette.responses import Response
 
 from spillway import __version__, metrics
+from spillway.api import schemas
 from spillway.api.deps import ContextDep
 from spillway.api.responses import JSON
 
 router = APIRouter(tags=["operations"])
 
 
-@router.get("/healthz", response_class=JSON)
+@router.get(
+    "/healthz",
+    response_class=JSON,
+    responses={
+        200: {"model": schemas.Health, "description": "The database answers."},
+        503: {"model": schemas.Health, "description": "The database does not answer."},
+    },
+)
 def healthz(context: ContextDep) -> JSON:
     """200 when the database answers, 503 otherwise."""
     try:

@@ -9,7 +9,9 @@ from fastapi import APIRouter, Query
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from starlette.concurrency import run_in_threadpool
 
+from spillway.api import schemas
 from spillway.api.deps import ContextDep, ReadKey, WriteKey
+from spillway.api.docs import documented
 from spillway.api.responses import JSON
 from spillway.api.segments import FilterIn
 from spillway.model import Actor, Job, JobPiece
@@ -155,7 +157,12 @@ def public(job: Job, pieces: list[JobPiece] | None = None) -> dict[str, Any]:
 def _job_routes(job_type: Literal["export", "import"]) -> None:
     path = f"/{job_type}"
 
-    @router.get(path, response_class=JSON, name=f"list_{job_type}_jobs")
+    @router.get(
+        path,
+        response_class=JSON,
+        responses=documented(schemas.JobList),
+        name=f"list_{job_type}_jobs",
+    )
     def list_jobs(
         context: ContextDep,
         principal: ReadKey,
@@ -169,19 +176,34 @@ def _job_routes(job_type: Literal["export", "import"]) -> None:
             "next": jobs[-1].id if len(jobs) == limit else None,
         }
 
-    @router.get(path + "/{job_id}", response_class=JSON, name=f"get_{job_type}_job")
+    @router.get(
+        path + "/{job_id}",
+        response_class=JSON,
+        name=f"get_{job_type}_job",
+        responses=documented(schemas.Job, 404),
+    )
     def get_one(job_id: str, context: ContextDep, principal: ReadKey) -> dict[str, Any]:
         """One job, with its progress and the keys written so far."""
         job, pieces = service.get(context.engine, principal.project_id, job_id, job_type)
         return public(job, pieces)
 
-    @router.post(path + "/{job_id}/cancel", response_class=JSON, name=f"cancel_{job_type}_job")
+    @router.post(
+        path + "/{job_id}/cancel",
+        response_class=JSON,
+        name=f"cancel_{job_type}_job",
+        responses=documented(schemas.Job, 404, 409),
+    )
     def cancel(job_id: str, context: ContextDep, principal: WriteKey) -> dict[str, Any]:
         """Stop an unfinished job at its next piece; what it wrote stays."""
         return public(service.cancel(context.engine, _actor(principal), job_id, job_type))
 
 
-@router.post("/export", status_code=202, response_class=JSON)
+@router.post(
+    "/export",
+    status_code=202,
+    response_class=JSON,
+    responses=documented(schemas.Job, 404, 422, status=202),
+)
 async def create_export(body: ExportJobIn, context: ContextDep, principal: WriteKey) -> JSON:
     """Start an export job: endpoints, users or event counts, written in pieces."""
     job = await run_in_threadpool(
@@ -191,7 +213,12 @@ async def create_export(body: ExportJobIn, context: ContextDep, principal: Write
     return JSON(public(job, []), 202)
 
 
-@router.post("/import", status_code=202, response_class=JSON)
+@router.post(
+    "/import",
+    status_code=202,
+    response_class=JSON,
+    responses=documented(schemas.Job, 404, 422, status=202),
+)
 async def create_import(body: ImportJobIn, context: ContextDep, principal: WriteKey) -> JSON:
     """Start an import job of endpoint definitions (Pinpoint's export JSON or CSV)."""
     job = await run_in_threadpool(

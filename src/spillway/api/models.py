@@ -211,7 +211,9 @@ MaxFileBytes = Annotated[int, Field(ge=1024, le=MAX_FILE_BYTES)]
 WebhookUrl = Annotated[str | None, AfterValidator(_webhook)]
 # Streams only: the seed-001 record, or the JSON Pinpoint's event stream emitted.
 RecordFormat = Literal["spillway", "pinpoint"]
-FrequencyName = Literal["every_15_minutes", "daily", "weekly", "stream"]
+FrequencyName = Literal["every_15_minutes", "hourly", "daily", "weekly", "stream"]
+# Where a window's files go under the export's prefix (engine/naming.py).
+Layout = Literal["moengage", "hive"]
 ExportStatus = Literal["active", "disabled"]
 
 
@@ -235,6 +237,12 @@ class ExportSettingsIn(_Body):
     max_file_bytes: MaxFileBytes = DEFAULT_MAX_FILE_BYTES
     webhook_url: WebhookUrl = None
     record_format: RecordFormat = "spillway"
+    layout: Layout = Field(
+        default="moengage",
+        description="moengage: <prefix>/export_day=DD-MM-YYYY/<file> (MoEngage's layout); "
+        "hive: <prefix>/dt=YYYY-MM-DD/hour=HH/<file>, which query engines read as typed "
+        "partitions (see GET /api/v1/exports/{id}/ddl).",
+    )
 
 
 # Where a new export starts: "now", "retention" or epoch seconds (checked against the clock and
@@ -288,6 +296,7 @@ class ExportPatch(_Body):
     max_file_bytes: MaxFileBytes = _keep()
     webhook_url: WebhookUrl = _keep()
     record_format: RecordFormat = _keep()
+    layout: Layout = _keep()
     status: ExportStatus = _keep()
 
 

@@ -5,13 +5,14 @@ from __future__ import annotations
 from typing import Any
 
 import orjson
-from starlette.responses import Response
+from starlette.responses import JSONResponse
 
 from spillway.text import printable
 
 
-class JSON(Response):
-    """``application/json`` via orjson."""
+class JSON(JSONResponse):
+    """``application/json`` via orjson (a JSONResponse, so that the OpenAPI schema describes
+    its answers as JSON rather than as a string)."""
 
     media_type = "application/json"
 

@@ -14,7 +14,9 @@ from fastapi import APIRouter, Response
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from spillway import filters, text
+from spillway.api import schemas
 from spillway.api.deps import ContextDep, ReadKey, WriteKey
+from spillway.api.docs import documented, error_answers
 from spillway.api.models import ChannelType, Demographic, Location
 from spillway.api.responses import JSON
 from spillway.model import Actor, Segment
@@ -147,21 +149,26 @@ def public(segment: Segment, size: int | None = None) -> dict[str, Any]:
     return shown
 
 
-@router.post("", status_code=201, response_class=JSON)
+@router.post(
+    "",
+    status_code=201,
+    response_class=JSON,
+    responses=documented(schemas.Segment, 409, 422, status=201),
+)
 def create(body: SegmentIn, context: ContextDep, principal: WriteKey) -> JSON:
     """Save a filter under a name (unique among the project's segments)."""
     segment = service.create(context.engine, _actor(principal), body.name, body.filter.to_filter())
     return JSON(public(segment), 201)
 
 
-@router.get("", response_class=JSON)
+@router.get("", response_class=JSON, responses=documented(schemas.SegmentList))
 def list_all(context: ContextDep, principal: ReadKey) -> dict[str, Any]:
     """The project's segments, oldest first."""
     segments = service.list_all(context.engine, principal.project_id)
     return {"segments": [public(segment) for segment in segments]}
 
 
-@router.get("/{segment_id}", response_class=JSON)
+@router.get("/{segment_id}", response_class=JSON, responses=documented(schemas.Segment, 404))
 def get_one(
     segment_id: str, context: ContextDep, principal: ReadKey, count: bool = False
 ) -> dict[str, Any]:
@@ -171,7 +178,9 @@ def get_one(
     return public(segment, size)
 
 
-@router.patch("/{segment_id}", response_class=JSON)
+@router.patch(
+    "/{segment_id}", response_class=JSON, responses=documented(schemas.Segment, 404, 409, 422)
+)
 def update(
     segment_id: str, body: SegmentPatch, context: ContextDep, principal: WriteKey
 ) -> dict[str, Any]:
@@ -186,7 +195,7 @@ def update(
     return public(segment)
 
 
-@router.delete("/{segment_id}", status_code=204)
+@router.delete("/{segment_id}", status_code=204, responses=error_answers(404))
 def delete(segment_id: str, context: ContextDep, principal: WriteKey) -> Response:
     """Remove a segment; its name is free again."""
     service.delete(context.engine, _actor(principal), segment_id)

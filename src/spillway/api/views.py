@@ -14,6 +14,7 @@ from sqlalchemy.engine import Engine
 
 from spillway import text
 from spillway.engine import naming
+from spillway.engine.ddl import Ddl
 from spillway.engine.encode import FileSpec
 from spillway.engine.windows import Frequency, next_end
 from spillway.model import Destination, Endpoint, Export, Run
@@ -155,7 +156,8 @@ def export(engine: Engine, export: Export, glance: Glance | None = None) -> dict
     frequency = Frequency(export.frequency)
     upcoming = next_end(frequency, export.last_window_end or export.created_at // 1000)
     key_prefix = naming.prefix(folder, export.name)
-    example = naming.file_base(key_prefix, upcoming) + spec.suffix
+    layout = export.settings.layout
+    example = naming.file_base(key_prefix, upcoming, layout) + spec.suffix
     shown = export.settings.to_json()
     del shown["pgp_public_key"]
     shown["pgp"] = bool(export.settings.pgp_public_key)
@@ -167,7 +169,7 @@ def export(engine: Engine, export: Export, glance: Glance | None = None) -> dict
         **shown,
         "status": export.status,
         "status_reason": export.status_reason,
-        "path": f"{key_prefix}/export_day=<DD-MM-YYYY>/event_exports_<epoch>" + spec.suffix,
+        "path": naming.path_pattern(key_prefix, layout, spec.suffix),
         "next_file": example,
         **shown_start(export),
         "last_run": _last_run(progress.last_run),
@@ -178,6 +180,20 @@ def export(engine: Engine, export: Export, glance: Glance | None = None) -> dict
         "next_attempt_at": export.next_attempt_at,
         "created_at": export.created_at,
         "updated_at": export.updated_at,
+    }
+
+
+def ddl(export_id: str, found: Ddl) -> dict[str, Any]:
+    """``GET /exports/{id}/ddl``: the statement and what it is made of."""
+    return {
+        "export_id": export_id,
+        "engine": found.engine,
+        "table": found.table,
+        "location": found.location,
+        "columns": [{"name": c.name, "type": c.type} for c in found.columns],
+        "partitions": [{"name": p.name, "type": p.type} for p in found.partitions],
+        "statement": found.statement,
+        "notes": list(found.notes),
     }
 
 

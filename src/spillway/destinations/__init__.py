@@ -17,7 +17,7 @@ from typing import Any, Protocol, cast
 
 from pydantic import BaseModel, ValidationError
 
-from spillway import text
+from spillway import fielderrors, text
 from spillway.destinations import fields
 from spillway.destinations.base import Capabilities, Destination, Tenant
 from spillway.errors import Invalid, Malformed
@@ -85,12 +85,9 @@ def stream_kinds() -> list[str]:
     return [kind for kind in KINDS if capabilities(kind).stream]
 
 
-def _describe(exc: ValidationError, what: str) -> str:
-    parts = []
-    for err in exc.errors()[:8]:
-        loc = ".".join(str(p) for p in err["loc"])
-        parts.append(f"{what}.{loc}: {err['msg']}" if loc else f"{what}: {err['msg']}")
-    return "; ".join(parts)
+def _describe(exc: ValidationError, what: str, model: type[BaseModel]) -> str:
+    """``config.bucket: …; …``: each field as the user wrote it, and what it expects."""
+    return fielderrors.describe(exc.errors(), prefix=what, model=model)
 
 
 def parse(
@@ -118,11 +115,14 @@ def parse(
     try:
         parsed_config = module.Config.model_validate(config, context=context)
     except ValidationError as exc:
-        raise Invalid(None, _describe(exc, "config")) from None
+        raise Invalid(None, _describe(exc, "config", module.Config)) from None
+    # With a custom endpoint (an S3-compatible service), the credentials are that service's,
+    # in its own format; its checks then judge them against the endpoint.
+    context[fields.CUSTOM_ENDPOINT] = bool(getattr(parsed_config, "endpoint_url", None))
     try:
         parsed_credentials = module.Credentials.model_validate(credentials, context=context)
     except ValidationError as exc:
-        raise Invalid(None, _describe(exc, "credentials")) from None
+        raise Invalid(None, _describe(exc, "credentials", module.Credentials)) from None
     except ValueError as exc:  # e.g. a credentials CSV that isn't the console's format
         raise Invalid(None, str(exc)) from None
     admit = getattr(module, "admit", None)  # the kind's checks that need the project

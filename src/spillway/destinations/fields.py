@@ -16,11 +16,19 @@ from spillway import netpolicy
 # so a destination the operator no longer allows fails its runs with a terminal error rather than
 # failing to load.
 STORED = "stored"
+# Validation context of credentials whose destination has a custom endpoint (an S3-compatible
+# service: MinIO, Cloudflare R2, Wasabi, Ceph): the provider's own key formats do not apply.
+CUSTOM_ENDPOINT = "custom_endpoint"
 
 
 def stored(info: ValidationInfo | None) -> bool:
     """Whether the model is being read back from the database (see :data:`STORED`)."""
     return info is not None and bool((info.context or {}).get(STORED))
+
+
+def custom_endpoint(info: ValidationInfo | None) -> bool:
+    """Whether the credentials are for a custom endpoint (see :data:`CUSTOM_ENDPOINT`)."""
+    return info is not None and bool((info.context or {}).get(CUSTOM_ENDPOINT))
 
 
 def check_folder(value: str) -> str:

@@ -24,7 +24,7 @@ from spillway import metrics
 from spillway.destinations.base import ObjectStore, ObjectWriter
 from spillway.engine.encode import FileSpec, open_encoder
 from spillway.engine.lease import Lease
-from spillway.engine.naming import run_base
+from spillway.engine.naming import manifest_key, run_base
 from spillway.engine.records import RecordFrame, Selection
 from spillway.model import DEFAULT_MAX_FILE_BYTES, Export, Run, RunSettings
 from spillway.store import catalog, leases, runs
@@ -153,13 +153,14 @@ def _deliver(ctx: RunContext, export: Export, run: Run) -> dict[str, Any]:
             "records": sum(f["records"] for f in files),
             "files": files,
         }
+        manifest_at = manifest_key(run, base)
         ctx.target.put_object(
-            f"{base}.manifest.json",
+            manifest_at,
             orjson.dumps(manifest, option=orjson.OPT_INDENT_2),
             content_type="application/json",
         )
         if ctx.cleanup:
-            _remove_leftovers(ctx, base, {f["key"] for f in files} | {f"{base}.manifest.json"})
+            _remove_leftovers(ctx, base, {f["key"] for f in files} | {manifest_at})
     ctx.hook("before_commit")
     result = {
         "status": "succeeded",

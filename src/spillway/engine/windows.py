@@ -1,10 +1,11 @@
-"""Frequencies and their windows: every 15 minutes, daily, weekly, all in UTC."""
+"""Frequencies and their windows: every 15 minutes, hourly, daily, weekly, all in UTC."""
 
 from __future__ import annotations
 
 from enum import StrEnum
 
 QUARTER = 15 * 60
+HOUR = 3_600
 DAY = 86_400
 WEEK = 7 * DAY
 # 1970-01-01 was a Thursday; Monday 1970-01-05 anchors the weekly grid.
@@ -15,13 +16,19 @@ class Frequency(StrEnum):
     """How often an export writes files."""
 
     EVERY_15_MINUTES = "every_15_minutes"
+    HOURLY = "hourly"  # windows end at every :00
     DAILY = "daily"
     WEEKLY = "weekly"
 
     @property
     def seconds(self) -> int:
         """Length of one window."""
-        return {"every_15_minutes": QUARTER, "daily": DAY, "weekly": WEEK}[self.value]
+        return {
+            "every_15_minutes": QUARTER,
+            "hourly": HOUR,
+            "daily": DAY,
+            "weekly": WEEK,
+        }[self.value]
 
 
 def floor(frequency: Frequency, epoch: int) -> int:

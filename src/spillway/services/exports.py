@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import time
 import uuid
 from dataclasses import dataclass
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, cast
 
 from pydantic import (
     ValidationError,
@@ -16,10 +18,13 @@ from spillway.api.models import BackfillIn, ExportIn, ExportPatch, ExportSetting
 from spillway.engine import naming
 from spillway.engine.pgp import inspect_public_key
 from spillway.errors import Conflict, Invalid, NotApplicable, NotFound
-from spillway.model import Actor, Export
+from spillway.model import Actor, Destination, Export, Project
 from spillway.store import catalog, export_status, runs
 from spillway.store.db import now_ms, write
 from spillway.store.projects import record_audit
+
+if TYPE_CHECKING:
+    from spillway.engine.ddl import Ddl
 
 DAY_MS = 86_400_000
 
@@ -74,7 +79,7 @@ def check_frequency(kind: str, frequency: str) -> None:
         raise BadExportSettings(
             "frequency",
             f'"stream" needs a {" or ".join(registry.stream_kinds())} destination, '
-            f"not {kind}; use every_15_minutes, daily or weekly for files",
+            f"not {kind}; use every_15_minutes, hourly, daily or weekly for files",
         )
 
 
@@ -390,3 +395,52 @@ def backfill(
             settings,
         )
     return QueuedBackfill(run_id, body.start, body.end, settings.prefix)
+
+
+def ddl(engine: Engine, project_id: int, export_id: str, engine_name: str) -> Ddl:
+    """The statement that reads the export's files in ``engine_name`` (athena, duckdb or
+    bigquery), with the schema its format writes and the partitions its layout gives.
+
+    A stream (no files) is 409; files no engine can read (PGP-encrypted), or an engine that
+    cannot reach the destination, is a 422 saying why.
+    """
+    from spillway.engine import ddl as sql
+    from spillway.store.projects import project_by_id
+
+    export = get(engine, project_id, export_id)
+    if export.is_stream:
+        raise NotApplicable("a stream export writes no files; there is no table to define")
+    with engine.connect() as conn:
+        destination = catalog.destination_by_id(conn, export.destination_id)
+        project = project_by_id(conn, project_id)
+    if destination is None or destination.deleted_at is not None:
+        raise Conflict("the destination of this export was deleted: its files have no location")
+    key_prefix = naming.prefix(destination.folder, export.name)
+    try:
+        where = sql.location(destination, key_prefix, _local_dir(destination, project))
+        return sql.statement(
+            cast(sql.EngineName, engine_name),
+            export.name,
+            export.settings,
+            destination.kind,
+            where,
+            first_day=time.strftime("%Y-%m-%d", time.gmtime(export.covers_from // 1000)),
+        )
+    except sql.Refused as exc:
+        raise Invalid(None, str(exc)) from None
+
+
+def _local_dir(destination: Destination, project: Project | None) -> Path | None:
+    """A local destination's directory on this machine (None for other kinds)."""
+    if destination.kind != "local" or project is None:
+        return None
+    from spillway.destinations.base import Tenant
+    from spillway.destinations.local.client import directory_of
+    from spillway.destinations.local.config import LocalConfig
+
+    config = LocalConfig.model_validate(destination.config, context={"stored": True})
+    try:
+        _, directory = directory_of(config, Tenant(project.app_id, project.name, ""))
+    except ValueError as exc:
+        raise Invalid(None, f"the destination's folder cannot be found: {exc}") from None
+    return directory

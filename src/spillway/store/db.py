@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import sqlite3
 import time
 from collections.abc import Iterator
@@ -14,6 +15,8 @@ from sqlalchemy import event
 from sqlalchemy.engine import Connection, Engine
 
 from spillway.filemodes import private_sqlite
+
+log = logging.getLogger(__name__)
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 # Arbitrary constants for pg_advisory_xact_lock, one per purpose.
@@ -109,4 +112,17 @@ def migrate(engine: Engine, revision: str = "head") -> None:
     with write(engine) as conn:
         write_lock(conn, PG_LOCK_MIGRATE)
         config.attributes["connection"] = conn
+        before = _schema_revision(conn)
         command.upgrade(config, revision)
+        after = _schema_revision(conn)
+    # One line when the schema changed, none otherwise (alembic's own INFO lines stay off).
+    if before != after:
+        log.info("database schema upgraded from %s to %s", before or "empty", after)
+
+
+def _schema_revision(conn: Connection) -> str | None:
+    """The revision the database's schema is at; None before the first migration."""
+    from alembic.runtime.migration import MigrationContext
+
+    revision: str | None = MigrationContext.configure(conn).get_current_revision()
+    return revision

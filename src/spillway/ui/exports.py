@@ -43,19 +43,25 @@ DONE = {
     "(or choose Run now).",
     "ran": "Run queued: the worker delivers everything received so far. Its row below "
     "updates by itself when it finishes.",
-    "backfill": "Backfill queued: its files go under <path>_backfill/<run id>/.",
+    "backfill": "Backfill queued: its files go under <path>_backfill/<run id>/ (hive folders: "
+    "beside the regular files, named by the run id).",
     "enabled": "Export enabled: it runs again from where it stopped, nothing is lost.",
     "disabled": "Export disabled: it delivers nothing until you enable it again.",
     "deleted": "Export deleted. Files already delivered stay where they are.",
 }
 FREQUENCIES = (
     ("every_15_minutes", "Every 15 minutes"),
+    ("hourly", "Hourly (at :00 UTC)"),
     ("daily", "Daily (at 00:00 UTC)"),
     ("weekly", "Weekly (Monday 00:00 UTC)"),
     ("stream", "Stream (each event as it arrives: Kinesis or Firehose destinations)"),
 )
 FORMATS = (("jsonl", "JSON Lines (.json)"), ("csv", "CSV (.csv)"), ("parquet", "Parquet"))
 COMPRESSIONS = (("gzip", "gzip (.gz)"), ("zstd", "Zstandard (.zst)"), ("none", "None"))
+LAYOUTS = (
+    ("moengage", "MoEngage: export_day=DD-MM-YYYY/"),
+    ("hive", "Hive partitions: dt=YYYY-MM-DD/hour=HH/ (Athena, BigQuery, DuckDB, Spark)"),
+)
 CHART_RUNS = 30  # bars in the events-per-run chart
 # Refusals the guard turns into their own pages (403 / 404), not a message on this one.
 OWN_PAGE = (Forbidden, NotFound)
@@ -86,6 +92,15 @@ COMPRESSION = Field(
     options=COMPRESSIONS,
     default="gzip",
     help="Parquet compresses inside the file: this applies to JSON Lines and CSV.",
+)
+LAYOUT = Field(
+    "layout",
+    "Folders",
+    widget="select",
+    options=LAYOUTS,
+    default="moengage",
+    help="Hive partitions let query engines read dt and hour as typed columns and skip "
+    "folders; the export's page then gives the CREATE TABLE statement.",
 )
 PGP = Field(
     "pgp_public_key",
@@ -130,13 +145,21 @@ def duration(ms: int | None) -> str:
 
 
 def output_path(
-    folder: str, name: str, frequency: str, file_format: str, compression: str, pgp: bool
+    folder: str,
+    name: str,
+    frequency: str,
+    file_format: str,
+    compression: str,
+    pgp: bool,
+    layout: str = naming.MOENGAGE,
 ) -> str:
     """The exact key of a new export's first file: what ``views.export`` calls ``next_file``
     (the end of the first window after now, under ``<folder>_<name>``)."""
     spec = FileSpec(file_format, compression, "key" if pgp else None)  # type: ignore[arg-type]
     upcoming = next_end(Frequency(frequency), int(time.time()))
-    return naming.file_base(naming.prefix(folder, name or "<export name>"), upcoming) + spec.suffix
+    key_prefix = naming.prefix(folder, name or "<export name>")
+    layout = layout if layout in naming.LAYOUTS else naming.MOENGAGE
+    return naming.file_base(key_prefix, upcoming, layout) + spec.suffix
 
 
 def _destinations(request: Request, viewer: Viewer) -> list[Destination]:
@@ -210,6 +233,7 @@ def _new_page(
             state.value("format", "jsonl"),
             state.value("compression", "gzip"),
             bool(state.value("pgp_public_key").strip()),
+            state.value("layout", naming.MOENGAGE),
         )
     )
     picked = set(state.value("event_names_chosen").split("\n")) - {""}
@@ -224,6 +248,7 @@ def _new_page(
             "frequency": FREQUENCY,
             "format": FORMAT,
             "compression": COMPRESSION,
+            "layout": LAYOUT,
             "pgp": PGP,
         },
         destinations=options,
@@ -248,6 +273,7 @@ async def new(request: Request) -> Response:
         "device_attributes": "on",
         "format": "jsonl",
         "compression": "gzip",
+        "layout": "moengage",
         "start": "now",
     }
     return _new_page(request, viewer, FormState(values=defaults), destinations, names)
@@ -263,6 +289,7 @@ async def path_preview(
     format: str = "jsonl",
     compression: str = "gzip",
     pgp: str = "",
+    layout: str = "moengage",
 ) -> Response:
     """The exact path of the first file, for the create form to show as it is typed."""
     viewer = await viewer_of(request)
@@ -277,7 +304,9 @@ async def path_preview(
     folder = str(found.config.get("folder") or "") if found else ""
     return JSONResponse(
         {
-            "path": output_path(folder, name.strip(), frequency, format, compression, bool(pgp)),
+            "path": output_path(
+                folder, name.strip(), frequency, format, compression, bool(pgp), layout
+            ),
             "stream": False,
         }
     )
@@ -329,6 +358,7 @@ def _body(values: dict[str, str], state: FormState) -> dict[str, Any]:
         "device_attributes": values.get("device_attributes") in ("on", "true"),
         "format": values.get("format", "jsonl"),
         "compression": values.get("compression", "gzip"),
+        "layout": values.get("layout", "moengage"),
         "pgp_public_key": values.get("pgp_public_key", "").strip() or None,
         "start": _start(values, state),
     }
@@ -349,6 +379,7 @@ def _pydantic_into(exc: ValidationError, state: FormState) -> None:
             "frequency",
             "format",
             "compression",
+            "layout",
             "pgp_public_key",
             "events",
             "user_attribute_names",

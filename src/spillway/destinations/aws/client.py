@@ -191,7 +191,7 @@ def explain(exc: BaseException, service: str) -> str:
     if code in ("ExpiredToken", "ExpiredTokenException", "TokenRefreshRequired"):
         return "the session token has expired (ExpiredToken): supply fresh temporary credentials"
     if isinstance(exc, botocore.exceptions.EndpointConnectionError):
-        return f"cannot reach the {service} endpoint ({exc}): check endpoint_url and the network"
+        return unreachable(exc, service)
     if isinstance(
         exc, (botocore.exceptions.ReadTimeoutError, botocore.exceptions.ConnectTimeoutError)
     ):
@@ -211,6 +211,39 @@ def explain(exc: BaseException, service: str) -> str:
     if isinstance(exc, botocore.exceptions.BotoCoreError):
         return f"{exc.__class__.__name__}: {exc}"
     return f"{exc.__class__.__name__} while calling {service}"
+
+
+def unreachable(exc: BaseException, service: str) -> str:
+    """A connection that never got an answer, said as such: the endpoint, why (refused, no such
+    host, timed out), and what to check. Never said as a refusal of the credentials: nothing
+    judged them."""
+    kwargs = getattr(exc, "kwargs", None) or {}
+    endpoint = str(kwargs.get("endpoint_url") or "").rstrip("/")
+    where = f"the {service} endpoint {endpoint}" if endpoint else f"the {service} endpoint"
+    return f"cannot reach {where} ({_why(exc)}): check endpoint_url, that the service is " + (
+        "running there, and that this server's network can reach it"
+    )
+
+
+def _why(exc: BaseException) -> str:
+    """Why a connection failed, in a few words."""
+    if isinstance(exc, botocore.exceptions.ConnectTimeoutError):
+        return "the connection timed out"
+    if isinstance(exc, botocore.exceptions.ReadTimeoutError):
+        return "no answer in time"
+    if isinstance(exc, botocore.exceptions.ConnectionClosedError):
+        return "the connection was closed"
+    cause = str((getattr(exc, "kwargs", None) or {}).get("error") or exc).lower()
+    if "refused" in cause:
+        return "connection refused"
+    if any(
+        words in cause
+        for words in ("name or service not known", "name resolution", "nodename", "getaddrinfo")
+    ):
+        return "no such host: the name does not resolve"
+    if "timed out" in cause:
+        return "the connection timed out"
+    return "no connection"
 
 
 def is_unreachable(exc: BaseException) -> bool:

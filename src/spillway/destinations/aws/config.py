@@ -16,15 +16,37 @@ from pydantic import (
     Field,
     SecretStr,
     ValidationInfo,
+    field_validator,
     model_validator,
 )
 
 from spillway import netpolicy
-from spillway.destinations.fields import EndpointUrl, check_endpoint
+from spillway.destinations.fields import EndpointUrl, check_endpoint, custom_endpoint
 from spillway.secrets import mask
 
 REGION_PATTERN = r"^[a-z]{2}(-[a-z]+)+-\d+$"
+_REGION = re.compile(REGION_PATTERN)
+# An S3-compatible service's region: R2 says "auto", Ceph "default", MinIO "us-east-1".
+_OTHER_REGION = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+_KEY_ID = re.compile(r"^[A-Z0-9]{16,128}$")
+# Shorter than any AWS secret (40): kept at 16, what earlier versions accepted.
+_SECRET_MIN = 16
 _ROLE_ARN = re.compile(r"^arn:aws[a-z-]*:iam::\d{12}:role/[\w+=,.@/-]{1,512}$")
+
+
+def check_region(region: str, endpoint_url: str | None) -> None:
+    """An AWS region code, or with a custom endpoint any name that service uses ("auto")."""
+    if endpoint_url is not None:
+        if not _OTHER_REGION.fullmatch(region):
+            raise ValueError(
+                f"region {region!r} is not a region name: letters, digits, '-', '_' and '.' "
+                "(the service's docs name it; Cloudflare R2 uses 'auto')"
+            )
+    elif not _REGION.fullmatch(region):
+        raise ValueError(
+            f"region {region!r} is not an AWS region code; use one like us-east-1 or "
+            "eu-west-1 (the console shows it beside the bucket or stream)"
+        )
 
 
 def check_endpoint_url(url: str | None, info: ValidationInfo | None = None) -> None:
@@ -35,15 +57,71 @@ def check_endpoint_url(url: str | None, info: ValidationInfo | None = None) -> N
 
 
 class AccessKey(BaseModel):
-    """A long-lived access key of an IAM user (or temporary keys with a session token)."""
+    """A long-lived access key of an IAM user (or temporary keys with a session token).
+
+    AWS's formats apply on AWS only: with a custom ``endpoint_url`` (MinIO, Cloudflare R2,
+    Wasabi, Ceph) the key is that service's, in its own format (R2: a 32-hex id and a 64-hex
+    secret; MinIO: any string), and the destination's checks judge it against the endpoint.
+    """
 
     model_config = ConfigDict(extra="forbid")
     mode: Literal["access_key"] = "access_key"
-    access_key_id: str = Field(pattern=r"^[A-Z0-9]{16,128}$")
-    secret_access_key: SecretStr = Field(min_length=16)
+    access_key_id: str = Field(
+        description="On AWS: 16-128 upper-case letters and digits, like AKIAIOSFODNN7EXAMPLE."
+    )
+    secret_access_key: SecretStr = Field(description="On AWS: 40 characters.")
     session_token: SecretStr | None = None
     # Set when the key came from the console's credentials CSV, for the record.
     source: Literal["typed", "credentials_csv"] = "typed"
+
+    @field_validator("access_key_id")
+    @classmethod
+    def _key_id(cls, value: str, info: ValidationInfo) -> str:
+        if custom_endpoint(info):
+            return _present(value, "access key id")
+        return check_access_key_id(value)
+
+    @field_validator("secret_access_key")
+    @classmethod
+    def _secret(cls, value: SecretStr, info: ValidationInfo) -> SecretStr:
+        if custom_endpoint(info):
+            _present(value.get_secret_value(), "secret access key")
+        else:
+            check_secret_access_key(value.get_secret_value())
+        return value
+
+
+def _present(value: str, what: str) -> str:
+    """A key of an S3-compatible service: any text, but not empty or padded (a bad paste)."""
+    if not value.strip():
+        raise ValueError("must not be empty")
+    if value != value.strip():
+        raise ValueError(f"the {what} starts or ends with spaces: paste it again")
+    return value
+
+
+def check_access_key_id(value: str) -> str:
+    """An AWS access key id, or a message that says what one looks like (never the value)."""
+    if not _KEY_ID.fullmatch(value):
+        seen = f"this one has {len(value)} characters"
+        if value != value.upper():
+            seen += ", some lower-case"
+        elif value.strip() != value:
+            seen += ", with spaces around"
+        raise ValueError(
+            "an AWS access key id is 16 to 128 upper-case letters and digits, usually 20, like "
+            f"AKIAIOSFODNN7EXAMPLE ({seen}). For an S3-compatible service, set endpoint_url"
+        )
+    return value
+
+
+def check_secret_access_key(value: str) -> None:
+    """An AWS secret access key that can be one: AWS's are 40 characters."""
+    if len(value) < _SECRET_MIN:
+        raise ValueError(
+            f"an AWS secret access key is 40 characters; this one has {len(value)}: paste it "
+            "whole (the console shows it once, when the key is created)"
+        )
 
 
 class AssumeRole(BaseModel):
@@ -133,8 +211,13 @@ def parse_credentials_csv(text: Any) -> dict[str, Any]:
         )
     row = dict(zip(header, (cell.strip() for cell in rows[1]), strict=True))
     key_id, secret = row["Access key ID"], row["Secret access key"]
-    if not re.fullmatch(r"[A-Z0-9]{16,128}", key_id) or len(secret) < 16:
-        raise ValueError("the credentials CSV's access key row does not hold a valid key")
+    try:
+        check_access_key_id(key_id)
+        check_secret_access_key(secret)
+    except ValueError as exc:
+        raise ValueError(
+            f"the credentials CSV's access key row does not hold a valid key: {exc}"
+        ) from None
     return {
         "mode": "access_key",
         "access_key_id": key_id,
@@ -157,7 +240,7 @@ class StreamConfig(BaseModel):
     arn_resource: ClassVar[str]  # the ARN's resource type: stream, deliverystream
     name_pattern: ClassVar[str]  # a regular expression (unanchored) for a bare name
 
-    region: str = Field(default="us-east-1", pattern=REGION_PATTERN)
+    region: str = Field(default="us-east-1", description="The AWS region, e.g. eu-west-1.")
     endpoint_url: EndpointUrl = Field(
         default=None,
         description="Leave empty for AWS. Any other endpoint must be https on an AWS domain or "
@@ -206,6 +289,7 @@ class StreamConfig(BaseModel):
     @model_validator(mode="after")
     def _check(self, info: ValidationInfo) -> StreamConfig:
         field, target = self.target_field, self.target
+        check_region(self.region, self.endpoint_url)
         if target.startswith("arn:"):
             found = self._arn(target)
             if found is None:

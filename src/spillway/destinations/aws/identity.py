@@ -16,6 +16,7 @@ from spillway.destinations.aws.client import (
     explain_own,
     is_aws_endpoint,
     is_unreachable,
+    unreachable,
 )
 from spillway.destinations.aws.config import AssumeRole
 from spillway.destinations.base import Check, CheckStatus, skip_rest
@@ -81,6 +82,10 @@ def _credentials(auth: AwsAuth, service: str, proof: str) -> Check:
             )
         if own and is_unreachable(exc):
             return Check.failed("credentials", explain_own(exc))
+        if is_unreachable(exc):  # nothing answered, so nothing judged the credentials
+            return Check.failed(
+                "credentials", f"{unreachable(exc, service)}; the credentials were not tried"
+            )
         return Check.failed("credentials", f"{whose} was rejected: {explain(exc, service)}")
     arn = str(identity.get("Arn") or "")
     if not (auth.trusted or own) or not _ARN.fullmatch(arn):

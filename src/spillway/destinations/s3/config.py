@@ -8,12 +8,12 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, model_validator
 
 from spillway.destinations.aws.config import (
-    REGION_PATTERN,
     AccessKey,
     AssumeRole,
     CredentialsInput,
     ServiceIdentity,
     check_endpoint_url,
+    check_region,
     parse_credentials_csv,
 )
 from spillway.destinations.fields import EndpointUrl, Folder
@@ -28,7 +28,11 @@ class S3Config(BaseModel):
     model_config = ConfigDict(extra="forbid")
     bucket: str = Field(description="Bucket name, e.g. acme-exports.")
     folder: Folder = ""
-    region: str = Field(default="us-east-1", pattern=REGION_PATTERN)
+    region: str = Field(
+        default="us-east-1",
+        description="The bucket's AWS region, e.g. eu-west-1; with endpoint_url, the "
+        "service's own region name (Cloudflare R2: auto).",
+    )
     endpoint_url: EndpointUrl = Field(
         default=None,
         description="Leave empty for AWS. An S3-compatible service must be an origin the "
@@ -41,6 +45,7 @@ class S3Config(BaseModel):
 
     @model_validator(mode="after")
     def _check(self, info: ValidationInfo) -> S3Config:
+        check_region(self.region, self.endpoint_url)
         if not _BUCKET.match(self.bucket) or ".." in self.bucket:
             raise ValueError(
                 f"bucket {self.bucket!r} is not a valid S3 bucket name (3-63 lower-case letters, "

@@ -57,7 +57,7 @@
     function update() {
       var q = new URLSearchParams({
         name: value("name"), destination_id: value("destination_id"), frequency: value("frequency"),
-        format: value("format"), compression: value("compression"),
+        format: value("format"), compression: value("compression"), layout: value("layout"),
         pgp: value("pgp_public_key").trim() ? "1" : ""
       });
       fetch("/exports/path?" + q.toString(), { credentials: "same-origin" })
