@@ -87,14 +87,9 @@ def cohort(endpoint_id: str) -> str:
     return str(int.from_bytes(digest[:8], "big") % 100)
 
 
-def typed(record: Endpoint | Mapping[str, Any]) -> Endpoint:
-    """A stored endpoint as the typed record, whether the store gave that or a row mapping."""
-    return record if isinstance(record, Endpoint) else Endpoint.from_row(record)
-
-
-def shown(record: Endpoint | Mapping[str, Any], project: Project) -> dict[str, Any]:
+def shown(record: Endpoint, project: Project) -> dict[str, Any]:
     """EndpointResponse of a stored endpoint."""
-    out = to_pinpoint(typed(record), project.app_id)
+    out = to_pinpoint(record, project.app_id)
     out["CohortId"] = cohort(out["Id"])
     return out
 

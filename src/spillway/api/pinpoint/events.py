@@ -42,7 +42,7 @@ from spillway import metrics
 from spillway.api.deps import Context, ContextDep
 from spillway.api.models import EndpointIn
 from spillway.api.pinpoint.auth import AppIngest
-from spillway.api.pinpoint.endpoints import endpoint_in, typed
+from spillway.api.pinpoint.endpoints import endpoint_in
 from spillway.api.responses import JSON
 from spillway.engine.jobs.shapes import NESTED_NAMES, to_pinpoint
 from spillway.errors import InputError, Invalid, TransientError
@@ -133,7 +133,7 @@ def _prepare(context: Context, project: Project, items: Mapping[str, Any]) -> _B
     batch.received = now_ms()
     for (endpoint_id, _item), record in zip(upserts, records, strict=True):
         batch.results[endpoint_id] = {"EndpointItemResponse": dict(_ACCEPTED)}
-        shown = to_pinpoint(typed(record), project.app_id)
+        shown = to_pinpoint(record, project.app_id)
         for event_id, event in events[endpoint_id].items():
             try:
                 native = _native(project.app_id, endpoint_id, event_id, event, shown)
