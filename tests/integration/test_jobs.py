@@ -645,3 +645,14 @@ def test_a_cancelled_job_stops_and_stays_cancelled(
     assert world.keys(folder_of(job) + "/") == written  # stopped: no more pieces, no manifest
     with pytest.raises(Conflict):
         cancel()
+
+
+def test_a_project_cannot_queue_jobs_without_end(world: World) -> None:
+    """One thread serves every project's jobs: a project has at most a few unfinished."""
+    from spillway.errors import RateLimited
+
+    queued = [export(world) for _ in range(jobs_service.MAX_UNFINISHED)]
+    with pytest.raises(RateLimited, match="have not finished"):
+        export(world)
+    jobs_service.cancel(world.engine, world.actor, queued[0].id, "export")
+    export(world)  # room again once one has ended

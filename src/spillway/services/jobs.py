@@ -18,7 +18,7 @@ from spillway import destinations as registry
 from spillway.engine.jobs.plan import Matches
 from spillway.engine.jobs.runner import JobRunner, split_s3_url
 from spillway.engine.targets import tenant_of
-from spillway.errors import Conflict, Invalid, NotFound
+from spillway.errors import Conflict, Invalid, NotFound, RateLimited
 from spillway.filters import EndpointFilter
 from spillway.model import Actor, Job, JobPiece
 from spillway.secrets import SecretBox
@@ -29,6 +29,8 @@ from spillway.store.db import now_ms, write
 from spillway.store.projects import record_audit
 
 WHATS = ("endpoints", "users", "event_counts")
+# Jobs of one project that may be queued or running at once.
+MAX_UNFINISHED = 5
 DAY_MS = 86_400_000
 _S3_URL = re.compile(r"^s3://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9](/.*)?$")
 
@@ -172,6 +174,15 @@ def _insert(
     engine: Engine, actor: Actor, job_type: str, what: str, definition: dict[str, Any]
 ) -> Job:
     with write(engine) as conn:
+        waiting = job_store.unfinished_count(conn, actor.project_id)
+        if waiting >= MAX_UNFINISHED:
+            # One job thread serves every project: a project queueing without end would hold
+            # everyone else's jobs behind its own.
+            raise RateLimited(
+                f"{waiting} jobs of this project have not finished; the limit is "
+                f"{MAX_UNFINISHED}: wait for one to end, or cancel one",
+                retry_after=30,
+            )
         job = job_store.insert_job(
             conn,
             {

@@ -92,6 +92,16 @@ def due_jobs(conn: Connection, now: int, limit: int = 100) -> list[Job]:
     return [Job.from_row(row) for row in rows]
 
 
+def unfinished_count(conn: Connection, project_id: int) -> int:
+    """How many of the project's jobs have not ended."""
+    found = conn.execute(
+        sa.select(sa.func.count())
+        .select_from(jobs)
+        .where(jobs.c.project_id == project_id, jobs.c.status.not_in(sorted(JOB_ENDED)))
+    ).scalar_one()
+    return int(found)
+
+
 def update_job(conn: Connection, job_id: str, values: dict[str, Any]) -> None:
     """Change a job's columns."""
     conn.execute(jobs.update().where(jobs.c.id == job_id).values(updated_at=now_ms(), **values))

@@ -4,9 +4,9 @@ and parsed into endpoint definitions, each bad line reported by number."""
 from __future__ import annotations
 
 import csv
-import gzip
 import hashlib
 import io
+import zlib
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from itertools import islice
@@ -17,6 +17,7 @@ from isal import isal_zlib
 
 from spillway.destinations.base import ObjectStore
 from spillway.engine.jobs.shapes import csv_text, unflatten
+from spillway.errors import TerminalError
 
 SUFFIX = {("jsonl", "gzip"): ".jsonl.gz", ("jsonl", "none"): ".jsonl"}
 SUFFIX |= {("csv", "gzip"): ".csv.gz", ("csv", "none"): ".csv"}
@@ -138,11 +139,48 @@ class Line:
     error: str | None = None
 
 
-def read_definitions(data: bytes, file_format: str) -> Iterator[Line]:
+# The most an import object may hold once decompressed: a piece is read whole, and a small
+# gzip bomb in a project's own bucket must not take the server's memory from everyone.
+MAX_IMPORT_BYTES = 512 * 1024 * 1024
+
+
+def _inflated(data: bytes, limit: int) -> bytes:
+    """``data`` gunzipped (every member), refused past ``limit`` bytes without inflating more."""
+    out: list[bytes] = []
+    size = 0
+    while data:
+        inflater = zlib.decompressobj(wbits=16 + zlib.MAX_WBITS)
+        try:
+            chunk = inflater.decompress(data, limit - size + 1)
+        except zlib.error as exc:
+            raise TerminalError(f"the object is not a readable gzip file ({exc})") from None
+        size += len(chunk)
+        out.append(chunk)
+        if size > limit or inflater.unconsumed_tail:
+            raise TooBig(limit)
+        data = inflater.unused_data  # a following gzip member, if any
+    return b"".join(out)
+
+
+class TooBig(TerminalError):
+    """An import object larger than the server reads in one piece."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(
+            f"the object is larger than {limit // (1024 * 1024):,} MiB once decompressed; "
+            "split it into several objects under the same prefix"
+        )
+
+
+def read_definitions(
+    data: bytes, file_format: str, limit: int = MAX_IMPORT_BYTES
+) -> Iterator[Line]:
     """Endpoint definitions from an object's bytes: gzipped or not (by its magic number),
     JSON lines (Pinpoint's export files) or CSV with Pinpoint's column names."""
     if data[:2] == b"\x1f\x8b":
-        data = gzip.decompress(data)
+        data = _inflated(data, limit)
+    elif len(data) > limit:
+        raise TooBig(limit)
     text = data.decode("utf-8-sig", errors="replace")
     if file_format == "csv":
         reader = csv.DictReader(io.StringIO(text))
