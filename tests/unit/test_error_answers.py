@@ -63,3 +63,14 @@ def test_invalid_names_its_field() -> None:
     error = errors.Invalid("config.path", "outside the data directory")
     assert str(error) == "config.path: outside the data directory"
     assert (error.field, error.reason) == ("config.path", "outside the data directory")
+
+
+def test_a_full_job_queue_is_named_as_such() -> None:
+    from spillway.services.jobs import TooManyJobs
+
+    answer = answer_for(TooManyJobs("5 jobs of this project have not finished", retry_after=30))
+    assert (answer.status, answer.code, answer.headers["Retry-After"]) == (
+        429,
+        "too_many_jobs",
+        "30",
+    )

@@ -74,6 +74,7 @@ def _table() -> list[tuple[type[InputError], int, str]]:
     from spillway.ingest import BadGzip, BadJson, EmptyBatch, UnknownEncoding, UnknownMediaType
     from spillway.services.destinations import ValidationFailed
     from spillway.services.exports import BadExportSettings
+    from spillway.services.jobs import TooManyJobs
 
     # The first row whose type matches wins: subclasses before their bases.
     return [
@@ -85,6 +86,7 @@ def _table() -> list[tuple[type[InputError], int, str]]:
         (EmptyBatch, 400, "empty_batch"),
         (UnknownEncoding, 415, "unsupported_encoding"),
         (UnknownMediaType, 415, "unsupported_media_type"),
+        (TooManyJobs, 429, "too_many_jobs"),
         (errors.RateLimited, 429, "too_many_validations"),
         (errors.Busy, 503, "validation_busy"),
         (errors.Unauthorized, 401, "unauthorized"),

@@ -170,6 +170,10 @@ def create_import(engine: Engine, actor: Actor, spec: ImportJobSpec) -> Job:
     return _insert(engine, actor, "import", "endpoints", {**spec.extra, **definition})
 
 
+class TooManyJobs(RateLimited):
+    """The project already has as many unfinished jobs as it may."""
+
+
 def _insert(
     engine: Engine, actor: Actor, job_type: str, what: str, definition: dict[str, Any]
 ) -> Job:
@@ -178,7 +182,7 @@ def _insert(
         if waiting >= MAX_UNFINISHED:
             # One job thread serves every project: a project queueing without end would hold
             # everyone else's jobs behind its own.
-            raise RateLimited(
+            raise TooManyJobs(
                 f"{waiting} jobs of this project have not finished; the limit is "
                 f"{MAX_UNFINISHED}: wait for one to end, or cancel one",
                 retry_after=30,
