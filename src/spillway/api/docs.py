@@ -45,7 +45,8 @@ MEANINGS: dict[int, str] = {
     413: "The body is over this call's limit (named in the message).",
     415: "A Content-Type or Content-Encoding the call does not take.",
     422: "A field is missing or invalid; `details` names each one.",
-    429: "Too many validations at once for this project; retry after `Retry-After` seconds.",
+    429: "Too many validations (or unfinished jobs) at once for this project; retry after "
+    "`Retry-After` seconds.",
     503: "The database (or the validation pool) did not answer; retry after `Retry-After` seconds.",
 }
 _RETRY_AFTER = {"Retry-After": {"description": "Seconds to wait.", "schema": {"type": "integer"}}}

@@ -202,7 +202,7 @@ def _job_routes(job_type: Literal["export", "import"]) -> None:
     "/export",
     status_code=202,
     response_class=JSON,
-    responses=documented(schemas.Job, 404, 422, status=202),
+    responses=documented(schemas.Job, 404, 422, 429, status=202),
 )
 async def create_export(body: ExportJobIn, context: ContextDep, principal: WriteKey) -> JSON:
     """Start an export job: endpoints, users or event counts, written in pieces."""
@@ -217,7 +217,7 @@ async def create_export(body: ExportJobIn, context: ContextDep, principal: Write
     "/import",
     status_code=202,
     response_class=JSON,
-    responses=documented(schemas.Job, 404, 422, status=202),
+    responses=documented(schemas.Job, 404, 422, 429, status=202),
 )
 async def create_import(body: ImportJobIn, context: ContextDep, principal: WriteKey) -> JSON:
     """Start an import job of endpoint definitions (Pinpoint's export JSON or CSV)."""
