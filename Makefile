@@ -64,8 +64,17 @@ bench: $(STAMP) ## Run the benchmarks (ingest, export, stream) and print their f
 	$(BIN)/python benchmarks/ingest.py
 	$(BIN)/python benchmarks/export.py
 	$(BIN)/python benchmarks/stream.py
+	$(BIN)/python benchmarks/cluster.py
+
+# PORT counts only from the command line here too: its Makefile default is `make run`'s 8080.
+cluster: $(RUN_STAMP) ## Start a local production topology: PostgreSQL, N serves behind HAProxy, M workers; SERVES=, WORKERS=, PORT=
+	scripts/cluster.sh up --serves $(or $(SERVES),2) --workers $(or $(WORKERS),2) \
+	  --port $(if $(filter command line,$(origin PORT)),$(PORT),8800)
+
+cluster-down: ## Stop the topology `make cluster` started (its data stays in .cluster/)
+	scripts/cluster.sh down
 
 clean: ## Remove the virtualenv and caches (not your data)
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
 
-.PHONY: help install system-deps run lint test fuzz bench clean
+.PHONY: help install system-deps run lint test fuzz bench cluster cluster-down clean

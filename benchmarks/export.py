@@ -1,6 +1,7 @@
 """Export throughput: a jsonl+gzip run to S3 (moto), next to raw read+gzip and DuckDB.
 
 Run: .venv/bin/python benchmarks/export.py [--events 1000000] [--repeat 3] [--dir /dev/shm]
+     [--max-file-mb 64] [--baseline-src /tmp/before/src]
 
 One SQLite store holds the events; every figure comes from the same run on the same rows, and
 the three measurements take turns, round after round, so a busy neighbour slows all of them:
@@ -14,6 +15,10 @@ the three measurements take turns, round after round, so a busy neighbour slows 
   decompressed line count, record shape, and the same bytes (sha256) in every round;
 - raw: the same rows (`seq`, `payload`, same order) read with the sqlite3 module and gzipped,
   joined by newlines, with the encoder's own compressor (isal, level 1), and nothing else;
+- baseline (with `--baseline-src`): the same Spillway run by another copy of the code (e.g.
+  `git archive HEAD src | tar -x -C /tmp/before`), on its own export of the same range, taking
+  turns with this one (which goes first alternates by round); its files must hold the same bytes
+  under the same names. The ratio pairs the two runs of each round;
 - DuckDB: `COPY (SELECT <seed-001 record>) TO 'x.json.gz' (FORMAT JSON, COMPRESSION GZIP)`.
   DuckDB's sqlite extension would have to be downloaded, which is impossible offline here, so
   the payloads are first loaded into a DuckDB table (untimed) and only the COPY is timed.
@@ -174,12 +179,17 @@ def deliver(engine: Any, export_id: str) -> Run:
     return run
 
 
-def spillway_run(db_url: str, export_id: str, warm_up_id: str) -> dict[str, Any]:
+def spillway_run(
+    db_url: str, export_id: str, warm_up_id: str, src: str | None = None
+) -> dict[str, Any]:
+    """One run in a fresh process; ``src``: another copy of the code's ``src`` to run instead."""
     from tests.servers import allowed_endpoints  # importable once _common set the path
 
     spec = json.dumps({"db_url": db_url, "export_id": export_id, "warm_up_id": warm_up_id})
     # The child reaches moto at a loopback port: listed, as an operator would list it.
     env = {**os.environ, "SPILLWAY_ALLOWED_ENDPOINTS": allowed_endpoints()}
+    if src:  # ahead of the installed (editable) package
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [src, env.get("PYTHONPATH")]))
     answer = subprocess.run(
         [sys.executable, __file__, "--child", spec],
         capture_output=True,
@@ -217,7 +227,8 @@ def verify(moto: Moto, result: dict[str, Any], expected: int) -> str:
         raise SystemExit(f"export incomplete: manifest, lines, run = {counts}, not {expected:,}")
     if list(record) != FIELDS or not isinstance(record["event"], dict):
         raise SystemExit(f"unexpected record shape: {first[:300]!r}")
-    return ",".join(f["sha256"] for f in manifest["files"])
+    names = ",".join(Path(f["key"]).name for f in manifest["files"])
+    return names + " " + ",".join(f["sha256"] for f in manifest["files"])
 
 
 # --- baselines -------------------------------------------------------------------------
@@ -334,6 +345,10 @@ def report(events: int, files: int, rounds: list[dict[str, dict[str, Any]]], thr
     # Ratios pair the measurements of one round (the same load on the machine).
     to_raw = statistics.median(r["raw"]["seconds"] / r["spillway"]["seconds"] for r in rounds)
     to_duck = statistics.median(r["duckdb"]["seconds"] / r["spillway"]["seconds"] for r in rounds)
+    baseline = "baseline" in rounds[0]
+    to_base = baseline and statistics.median(
+        r["baseline"]["seconds"] / r["spillway"]["seconds"] for r in rounds
+    )
     peak = max(r["spillway"]["peak_mib"] for r in rounds)
     idle = max(r["spillway"]["idle_mib"] for r in rounds)
     load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
@@ -346,11 +361,25 @@ def report(events: int, files: int, rounds: list[dict[str, dict[str, Any]]], thr
             [
                 ("", "events/s", "range", "wall s", "CPU s [1]", "MiB out"),
                 ("Spillway export to S3 (moto)", *cells("spillway")),
+                *([("baseline (--baseline-src)", *cells("baseline"))] if baseline else []),
                 ("raw read + gzip (isal 1)", *cells("raw")),
                 ("DuckDB COPY json.gz [2]", *cells("duckdb")),
             ]
         )
     )
+    if baseline:
+        to_raw_base = statistics.median(
+            r["raw"]["seconds"] / r["baseline"]["seconds"] for r in rounds
+        )
+        print(
+            f"\nbaseline / raw {to_raw_base:.2f}, Spillway / raw {to_raw:.2f}; Spillway is "
+            f"{to_base:.3f}x the baseline's speed (median of the rounds' paired ratios: "
+            + ", ".join(
+                f"{r['baseline']['seconds'] / r['spillway']['seconds']:.3f}" for r in rounds
+            )
+            + "); CPU s, baseline / Spillway: "
+            + ", ".join(f"{r['baseline']['cpu'] / r['spillway']['cpu']:.3f}" for r in rounds)
+        )
     print()
     print(
         table(
@@ -386,6 +415,11 @@ def main() -> None:
         default=0,
         help="the export's max_file_bytes in MiB (planned, uncompressed); 0: one file per run",
     )
+    parser.add_argument(
+        "--baseline-src",
+        default=None,
+        help="another copy of the code's src directory, run in turn with this one (same rows)",
+    )
     parser.add_argument("--dir", default=None, help="where the databases go (default: $TMPDIR)")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -417,6 +451,10 @@ def main() -> None:
                 make_export(engine, actor, destination, f"round{n}", limit)
                 for n in range(args.repeat)
             ]
+            base_ids = [
+                make_export(engine, actor, destination, f"baseline{n}", limit)
+                for n in range(args.repeat if args.baseline_src else 0)
+            ]
             seconds = store_events(engine, project.id, events)
             print(f"setup: {events:,} events stored in {seconds:.1f} s (untimed)", flush=True)
             with engine.connect() as conn:
@@ -424,7 +462,7 @@ def main() -> None:
             warm_up = setup_destination(engine, other_actor, moto, "warm-up")
             warm_up_ids = [
                 make_export(engine, other_actor, warm_up, f"warm-up{n}", limit)
-                for n in range(args.repeat)
+                for n in range(args.repeat * (2 if args.baseline_src else 1))
             ]
             store_events(engine, other.id, BATCH, first_batch=10**6)
             with engine.connect() as conn:
@@ -436,28 +474,42 @@ def main() -> None:
             rounds: list[dict[str, dict[str, Any]]] = []
             digests: set[str] = set()
             files = 0
-            pairs = zip(export_ids, warm_up_ids, strict=True)
-            for number, (export_id, warm_up_id) in enumerate(pairs, 1):
-                spillway = spillway_run(db_url, export_id, warm_up_id)
-                if tuple(spillway["seq"]) != run_range:
-                    raise SystemExit(f"the run covered {spillway['seq']}, not {run_range}")
-                digests.add(verify(moto, spillway, events))
+            for number, export_id in enumerate(export_ids, 1):
+                runs = [("spillway", None, export_id, warm_up_ids[number - 1])]
+                if args.baseline_src:
+                    base = (
+                        "baseline",
+                        args.baseline_src,
+                        base_ids[number - 1],
+                        warm_up_ids[-number],
+                    )
+                    runs.insert(number % 2, base)  # who goes first alternates
+                measured: dict[str, dict[str, Any]] = {}
+                for name, src, run_export, warm_up_id in runs:
+                    result = spillway_run(db_url, run_export, warm_up_id, src)
+                    if tuple(result["seq"]) != run_range:
+                        raise SystemExit(f"the run covered {result['seq']}, not {run_range}")
+                    digests.add(verify(moto, result, events))
+                    measured[name] = result
+                spillway = measured["spillway"]
                 files = len(spillway["files"])
                 raw = raw_run(db_path, seq)
                 duckdb = duck.run(meta)
                 for name, result in (("raw", raw), ("DuckDB", duckdb)):
                     if result["events"] != events:
                         raise SystemExit(f"{name} saw {result['events']:,} of {events:,} events")
-                rounds.append({"spillway": spillway, "raw": raw, "duckdb": duckdb})
+                rounds.append({**measured, "raw": raw, "duckdb": duckdb})
+                baseline = measured.get("baseline")
                 print(
                     f"round {number}: Spillway {events / spillway['seconds']:,.0f}/s "
                     f"(peak RSS {spillway['peak_mib']:,.0f} MiB), "
-                    f"raw {events / raw['seconds']:,.0f}/s, "
+                    + (f"baseline {events / baseline['seconds']:,.0f}/s, " if baseline else "")
+                    + f"raw {events / raw['seconds']:,.0f}/s, "
                     f"DuckDB {events / duckdb['seconds']:,.0f}/s",
                     flush=True,
                 )
             if len(digests) != 1:
-                raise SystemExit("rounds exported different bytes for the same range")
+                raise SystemExit(f"rounds exported different files for the same range: {digests}")
             report(events, files, rounds, duck.threads and duck.threads[0])
             duck.con.close()
         engine.dispose()

@@ -10,6 +10,7 @@ ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || command -v initdb >/dev/n
 command -v gpg >/dev/null 2>&1 || need+=(gnupg)
 command -v npm >/dev/null 2>&1 || need+=(nodejs npm)
 command -v runuser >/dev/null 2>&1 || need+=(util-linux)
+command -v haproxy >/dev/null 2>&1 || need+=(haproxy)  # the load balancer of scripts/cluster.sh
 [ -x /usr/bin/chromium ] || need+=(chromium)
 
 if [ ${#need[@]} -eq 0 ]; then

@@ -18,8 +18,8 @@ def count_events(conn: Connection, project_id: int | None = None) -> int:
     return int(conn.execute(query).scalar_one())
 
 
-def event_uuids(conn: Connection, project_id: int) -> list[str]:
-    """Every stored uuid of a project in ingest order."""
+def event_uuids(conn: Connection, project_id: int) -> list[bytes]:
+    """Every stored uuid of a project in ingest order (16 bytes each, migration 0013)."""
     query = (
         sa.select(events.c.event_uuid)
         .where(events.c.project_id == project_id)

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import gc
-from typing import TYPE_CHECKING, Annotated, Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Annotated, Any, Protocol
 
 import orjson
 import typer
@@ -64,6 +65,13 @@ def serve(
     from spillway.engine.jobs.runner import JobThread
     from spillway.engine.streamer import StreamThread
     from spillway.engine.worker import WorkerThread
+    from spillway.store.notify import (
+        WORK_CHANNEL,
+        EventListener,
+        Notifier,
+        listener_for,
+        notifier_for,
+    )
 
     settings = _settings()
     _logging(settings)
@@ -71,9 +79,20 @@ def serve(
         sock = listen(host, port)
     except PortUnavailable as exc:
         raise _fail(str(exc)) from None
-    holder: list[WorkerThread | StreamThread | JobThread] = []
+    holder: list[WorkerThread | StreamThread | JobThread | Notifier | EventListener] = []
 
     def start(context: Context) -> None:
+        # On PostgreSQL, workers in other processes hear of each ingest commit at once.
+        notifier = notifier_for(context.engine)
+        if notifier is not None:
+            context.writer.listeners.append(notifier)
+            holder.append(notifier)
+        # ...and of work queued through the API (run now, backfills, jobs), which a serve
+        # without a worker cannot do itself.
+        work = notifier_for(context.engine, WORK_CHANNEL)
+        if work is not None:
+            context.waker.append(work)
+            holder.append(work)
         if no_worker:
             return
         thread = WorkerThread(_worker(context.settings, context.engine))
@@ -82,8 +101,14 @@ def serve(
         streams = StreamThread(_streams(context.settings, context.engine))
         context.writer.listeners.append(streams.delivery.nudge)  # new events go out at once
         streams.start()
+        # ...and so do the events other serve processes commit.
         jobs = JobThread(_jobs(context.settings, context.engine))
         context.waker.append(jobs.runner.wake)
+        listener = listener_for(
+            context.engine, streams.delivery.nudge, on_work=_both(thread.worker, jobs.runner)
+        )
+        if listener is not None:
+            holder.append(listener)
         jobs.start()
         holder.extend([thread, streams, jobs])
 
@@ -143,6 +168,20 @@ def _jobs(settings: Settings, engine: Engine) -> JobRunner:
     return jobs.runner(engine, SecretBox(settings.service_key()))
 
 
+class _Wakeable(Protocol):
+    def wake(self) -> None: ...
+
+
+def _both(*loops: _Wakeable) -> Callable[[], None]:
+    """One callback that wakes every loop given (a worker's scheduler and its job loop)."""
+
+    def wake() -> None:
+        for loop in loops:
+            loop.wake()
+
+    return wake
+
+
 def _worker(settings: Settings, engine: Engine) -> Worker:
     from spillway.engine.worker import Worker
     from spillway.secrets import SecretBox
@@ -153,6 +192,7 @@ def _worker(settings: Settings, engine: Engine) -> Worker:
         settings.retention_batch_size,
         settings.worker_interval_seconds,
         box=SecretBox(settings.service_key()),
+        lease_ttl_ms=int(settings.export_lease_seconds * 1000),
     )
 
 
@@ -165,10 +205,11 @@ def worker(
     import threading
 
     from spillway.store.db import create_engine, migrate
+    from spillway.store.notify import listener_for
 
     settings = _settings()
     _logging(settings)
-    engine = create_engine(settings.resolved_database_url)
+    engine = create_engine(settings.resolved_database_url, settings.db_pool_size)
     migrate(engine)
     runner = _worker(settings, engine)
     delivery = _streams(settings, engine)
@@ -177,6 +218,7 @@ def worker(
         done = runner.run_once()
         done["streamed"] = delivery.pass_once()
         done.update(job_runner.tick())
+        runner.close()
         typer.echo(orjson.dumps(done).decode())
         from spillway.engine import webhooks
 
@@ -189,9 +231,15 @@ def worker(
     signal.signal(signal.SIGINT, lambda *_: stop.set())
     streams = threading.Thread(target=delivery.run_forever, args=(stop,), name="spillway-streams")
     streams.start()
+    # On PostgreSQL, the serve processes' NOTIFY after each ingest commit wakes the streams
+    # here at once instead of at their next poll, and work queued through their API (run now,
+    # backfills, jobs) wakes the worker and the job loop.
+    listener = listener_for(engine, delivery.nudge, on_work=_both(runner, job_runner))
     jobs = threading.Thread(target=job_runner.run_forever, args=(stop,), name="spillway-jobs")
     jobs.start()
     runner.run_forever(stop)
+    if listener is not None:
+        listener.stop()
     delivery.nudge()
     job_runner.wake()
     streams.join(timeout=30)

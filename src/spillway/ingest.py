@@ -73,8 +73,8 @@ class Limits:
 class Judged:
     """The outcome of judging a batch: rows ready to insert, and the rejected ones."""
 
-    # (event_time_ms, event_uuid, event_type, event_name, uid, payload)
-    rows: list[tuple[int, str, str, str, str, bytes]] = field(default_factory=list)
+    # (event_time_ms, event_uuid as its 16 bytes, event_type, event_name, uid, payload)
+    rows: list[tuple[int, bytes, str, str, str, bytes]] = field(default_factory=list)
     row_index: list[int] = field(default_factory=list)  # request index of each row
     rejected: list[dict[str, Any]] = field(default_factory=list)
     duplicates: list[dict[str, Any]] = field(default_factory=list)
@@ -99,14 +99,14 @@ def ingest(engine: Engine, project_id: int, raw_events: list[Any], limits: Limit
 
 
 def outcome(judged: Judged, existing: set[str]) -> Outcome:
-    """Combine the judgement with the uuids the store already had."""
+    """Combine the judgement with the uuids the store already had (text, as clients send)."""
     duplicates = judged.duplicates
     if existing:
+        stored = {uuid.UUID(text).bytes: text for text in existing}
         for index, row in zip(judged.row_index, judged.rows, strict=True):
-            if row[1] in existing:
-                duplicates.append(
-                    {"index": index, "event_uuid": row[1], "reason": "already stored"}
-                )
+            text = stored.get(row[1])
+            if text is not None:
+                duplicates.append({"index": index, "event_uuid": text, "reason": "already stored"})
         duplicates.sort(key=lambda item: item["index"])
     accepted = len(judged.rows) - len(existing)
     return Outcome(judged.received, accepted, judged.rejected, duplicates)
@@ -230,6 +230,8 @@ def judge(raw_events: list[Any], received_ms: int, limits: Limits) -> Judged:
     default_time_s = received_ms / 1000
     known_types: set[str] = set()
     flat = _CONTAINERS.isdisjoint
+    fromhex = bytes.fromhex
+    uuid4 = uuid.uuid4
     for index, raw in enumerate(raw_events):
         # Each check has a fast path for the common, valid case; the slow helpers only run
         # to raise with a precise reason.
@@ -265,13 +267,17 @@ def judge(raw_events: list[Any], received_ms: int, limits: Limits) -> Judged:
                 source = _text(source, "event_source") or "API"
             event_uuid = raw.get("event_uuid")
             if event_uuid is None:
-                event_uuid = str(uuid.uuid4())
+                generated = uuid4()
+                event_uuid = str(generated)
+                uuid_bytes = generated.bytes
             elif type(event_uuid) is not str or not _UUID.fullmatch(event_uuid):
                 raise ValueError(
                     "event_uuid must be a UUID like 62045d15-8d5e-4cfd-ac49-5919bffb401d"
                 )
             else:
                 event_uuid = event_uuid.lower()
+                # The stored key: 9x cheaper than uuid.UUID(text).bytes (the regex checked it).
+                uuid_bytes = fromhex(event_uuid.replace("-", ""))
             event_time = raw.get("event_time")
             if type(event_time) is int and 0 <= event_time < _MAX_EPOCH_S:
                 seconds: float = event_time
@@ -337,7 +343,7 @@ def judge(raw_events: list[Any], received_ms: int, limits: Limits) -> Judged:
             )
             continue
         seen[event_uuid] = index
-        rows.append((int(seconds * 1000), event_uuid, event_type, name, uid, payload))
+        rows.append((int(seconds * 1000), uuid_bytes, event_type, name, uid, payload))
         row_index.append(index)
     return judged
 

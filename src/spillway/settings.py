@@ -22,6 +22,14 @@ class Settings(BaseSettings):
     database_url: str | None = Field(
         default=None, description="SQLAlchemy URL; default SQLite file in the data dir."
     )
+    db_pool_size: int = Field(
+        default=5,
+        ge=1,
+        le=100,
+        description="PostgreSQL connections one process keeps open, and as many again opened "
+        "under load (max_overflow). Several serve and worker processes share the server's "
+        "max_connections: keep processes x 2 x this below it. Ignored on SQLite.",
+    )
     secret_key: SecretStr | None = Field(
         default=None, description="Service key for encrypting stored secrets; generated if unset."
     )
@@ -32,6 +40,13 @@ class Settings(BaseSettings):
     max_events_per_request: int = Field(default=10_000, ge=1)
     max_event_bytes: int = Field(default=256 * 1024, ge=256, description="Largest single event.")
     worker_interval_seconds: float = Field(default=5.0, gt=0)
+    export_lease_seconds: float = Field(
+        default=120.0,
+        ge=5,
+        le=3600,
+        description="How long a worker's hold on an export lasts unless renewed (renewed while "
+        "a run writes): the longest another worker waits to take over from one that died.",
+    )
     stream_linger_ms: int = Field(
         default=200, ge=0, le=60_000, description="How long a stream batch waits to fill."
     )

@@ -162,7 +162,7 @@ def stored_uuids(data_dir: Path, project_id: str) -> set[str]:
             "where p.app_id = ?",
             (project_id,),
         ).fetchall()
-    return {str(row[0]) for row in rows}
+    return {str(uuid.UUID(bytes=row[0])) for row in rows}  # stored as 16 bytes (0013)
 
 
 @dataclass

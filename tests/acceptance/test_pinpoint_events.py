@@ -89,7 +89,13 @@ def stored_events(server: Server, app_id: str) -> dict[str, dict[str, Any]]:
             (app_id,),
         ).fetchall()
     return {
-        row[0]: {**json.loads(row[4]), "event_name": row[1], "uid": row[2], "event_time": row[3]}
+        # The id is stored as its 16 bytes (migration 0013): keyed by its text form.
+        str(uuid.UUID(bytes=row[0])): {
+            **json.loads(row[4]),
+            "event_name": row[1],
+            "uid": row[2],
+            "event_time": row[3],
+        }
         for row in rows
     }
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -64,7 +65,7 @@ class Setup:
         raw = list(synthetic_events(count, seed=self.seed * 7919, users=50, **times))
         judged = judge(raw, received, LIMITS)
         insert_events(self.engine, self.project_id, received, judged.rows)
-        return [row[1] for row in judged.rows]
+        return [str(uuid.UUID(bytes=row[1])) for row in judged.rows]  # rows hold the 16 bytes
 
     def scheduler(self, **kwargs: Any) -> Scheduler:
         return Scheduler(self.engine, self.box, clock=self.clock, **kwargs)

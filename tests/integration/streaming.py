@@ -112,8 +112,9 @@ class StreamSetup:
         judged = judge(raw, received, LIMITS)
         assert not judged.rejected, judged.rejected
         insert_events(self.engine, self.project_id, received, judged.rows)
-        self.sent += [(row[4], row[1]) for row in judged.rows]
-        return [row[1] for row in judged.rows]
+        ids = [str(uuid.UUID(bytes=row[1])) for row in judged.rows]  # rows hold the 16 bytes
+        self.sent += [(row[4], key) for row, key in zip(judged.rows, ids, strict=True)]
+        return ids
 
     def delivery(self, **kwargs: Any) -> StreamDelivery:
         kwargs.setdefault("linger_ms", 0)

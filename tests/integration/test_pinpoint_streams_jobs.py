@@ -152,7 +152,7 @@ def send(engine: Engine, project_id: int, count: int, name: str) -> list[str]:
     judged = judge(raw, now, LIMITS)
     assert not judged.rejected, judged.rejected
     insert_events(engine, project_id, now, judged.rows)
-    return [row[1] for row in judged.rows]
+    return [str(uuid.UUID(bytes=row[1])) for row in judged.rows]  # rows hold the 16 bytes
 
 
 def deliver(engine: Engine, box: SecretBox) -> None:

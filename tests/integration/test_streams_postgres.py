@@ -59,7 +59,7 @@ def by_user_in_seq_order(setup: StreamSetup) -> dict[str, list[str]]:
         ).all()
     ordered: dict[str, list[str]] = defaultdict(list)
     for uid, event in rows:
-        ordered[uid].append(event)
+        ordered[uid].append(str(uuid.UUID(bytes=event)))  # stored as 16 bytes (0013)
     return ordered
 
 

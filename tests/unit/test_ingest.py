@@ -226,10 +226,10 @@ def test_judge_fills_defaults() -> None:
     assert record["event_attributes"] == {}
     assert record["device_attributes"] == {}
     assert "email_id" not in record
-    # A fresh, canonical, random uuid, the same in the row and in the payload.
-    assert record["event_uuid"] == event_uuid
-    assert str(uuid.UUID(event_uuid)) == event_uuid
-    assert uuid.UUID(event_uuid).version == 4
+    # A fresh, canonical, random uuid, the same in the row (its 16 bytes) and in the payload.
+    assert record["event_uuid"] == str(uuid.UUID(bytes=event_uuid))
+    assert str(uuid.UUID(record["event_uuid"])) == record["event_uuid"]
+    assert uuid.UUID(bytes=event_uuid).version == 4
     # event_time defaults to when the request was received.
     assert event_time_ms == RECEIVED_MS
     assert record["event_time"] == RECEIVED_MS / 1000
@@ -271,7 +271,7 @@ def test_judge_keeps_email_id() -> None:
 
 def test_judge_uppercase_uuid_is_normalised_to_lowercase() -> None:
     judged = judge_one(event(event_uuid=UUID_A.upper()))
-    assert judged.rows[0][1] == UUID_A
+    assert judged.rows[0][1] == uuid.UUID(UUID_A).bytes
     assert orjson.loads(judged.rows[0][5])["event_uuid"] == UUID_A
 
 
@@ -308,7 +308,8 @@ def test_judge_payload_without_email_has_seed_001_order() -> None:
 
 def test_judge_row_columns_match_the_event() -> None:
     judged = judge_one(event(event_uuid=UUID_A, event_time=1_700_000_000, event_type="X_EVENT"))
-    assert judged.rows[0][:5] == (1_700_000_000_000, UUID_A, "X_EVENT", "app_open", "user-1")
+    row = (1_700_000_000_000, uuid.UUID(UUID_A).bytes, "X_EVENT", "app_open", "user-1")
+    assert judged.rows[0][:5] == row
 
 
 # --- judge: event_time --------------------------------------------------------------------
@@ -626,7 +627,7 @@ def _check_judge_accounts_for_every_index(batch: list[Any]) -> None:
     for row in judged.rows:
         record = orjson.loads(row[5])
         assert list(record)[:10] == SEED_001_ORDER
-        assert record["event_uuid"] == row[1]
+        assert uuid.UUID(record["event_uuid"]).bytes == row[1]  # the row holds its 16 bytes
 
 
 @settings(deadline=None, suppress_health_check=[HealthCheck.too_slow])

@@ -35,7 +35,7 @@ from spillway.store.writer import GroupWriter
 
 def build_context(settings: Settings) -> Context:
     """Open the database (migrating it) and load the service key."""
-    engine = create_engine(settings.resolved_database_url)
+    engine = create_engine(settings.resolved_database_url, settings.db_pool_size)
     migrate(engine)
     limits = Limits(
         max_request_bytes=settings.max_request_bytes,

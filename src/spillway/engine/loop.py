@@ -22,6 +22,7 @@ from spillway.engine.status import (
 from spillway.errors import InputError, TerminalError
 from spillway.model import Destination, Export
 from spillway.secrets import SecretBox
+from spillway.store.db import now_ms
 
 log = logging.getLogger(__name__)
 
@@ -35,6 +36,16 @@ class DeliveryLoop:
     owner: str
     lease_ttl_ms: int
     notify: Notify | None = None
+
+    def _order(self, exports: list[Export]) -> list[Export]:
+        """The exports to visit in this pass, the one left alone longest first (every delivery
+        moves ``updated_at``); those whose lease another worker holds right now are left to it,
+        so workers spread over different exports instead of queueing on one lease."""
+        now = now_ms()
+        free = [
+            e for e in exports if e.lease_owner in (None, self.owner) or (e.lease_until or 0) < now
+        ]
+        return sorted(free, key=lambda e: (e.updated_at, e.id))
 
     def _lease(self, export_id: str) -> lease.Lease:
         """This worker's lease on the export (to renew or fence; not claimed by this call)."""

@@ -12,8 +12,9 @@ from __future__ import annotations
 import hashlib
 import logging
 import re
+import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -22,7 +23,7 @@ from sqlalchemy.engine import Connection, Engine
 
 from spillway import metrics
 from spillway.destinations.base import ObjectStore, ObjectWriter
-from spillway.engine.encode import FileSpec, open_encoder
+from spillway.engine.encode import FileEncoder, FileSpec, open_encoder
 from spillway.engine.lease import Lease
 from spillway.engine.naming import manifest_key, run_base
 from spillway.engine.records import RecordFrame, Selection
@@ -36,6 +37,10 @@ log = logging.getLogger(__name__)
 Hook = Callable[[str], None]
 __all__ = ["DEFAULT_MAX_FILE_BYTES", "Hook", "RunContext", "execute"]
 _RECORD_OVERHEAD = 120  # the frame around each payload, roughly: only used to plan splits
+_OCTET_STREAM = "application/octet-stream"
+_SPOOL_IN_MEMORY = 8 * 1024 * 1024  # a first file's bytes beyond this wait on disk
+_SPOOL_BLOCK = 8 * 1024 * 1024
+_HOLD_BYTES = 64 * 1024 * 1024  # payloads held for an undecided split before measuring instead
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,21 +68,6 @@ class RunContext:
 # suffix (``.json.gz``, ``.parquet.gpg``, ``.manifest.json``, ...). Anything else sharing the
 # prefix (``event_exports_<end>_manual_...`` next to ``event_exports_<end>``) is another run's.
 _OWN_KEY = re.compile(r"(_[0-9]+)?\.[A-Za-z0-9.]+")
-
-
-class _Hashing:
-    """Counts and hashes bytes on their way to the object writer."""
-
-    def __init__(self, writer: ObjectWriter, renew: Callable[[], None]) -> None:
-        self.writer, self._renew = writer, renew
-        self.sha = hashlib.sha256()
-        self.size = 0
-
-    def write(self, chunk: bytes) -> None:
-        self.sha.update(chunk)
-        self.size += len(chunk)
-        self.writer.write(chunk)
-        self._renew()
 
 
 def execute(ctx: RunContext, export: Export, run: Run) -> dict[str, Any]:
@@ -123,24 +113,10 @@ def _deliver(ctx: RunContext, export: Export, run: Run) -> dict[str, Any]:
     # One connection for all the run's reads, so one SQLite page cache fills, not one for
     # each pooled connection the reads would otherwise rotate through.
     with ctx.engine.connect() as reads:
-        count, payload_bytes = runs.measure(
-            reads, ctx.project_id, seq_from, seq_to, names, received
+        files = _write_files(
+            ctx, reads, settings, base, window_end, seq_from, seq_to, names, received
         )
-        reads.rollback()
-        if count:
-            files = _write_files(
-                ctx,
-                reads,
-                settings,
-                base,
-                window_end,
-                seq_from,
-                seq_to,
-                names,
-                received,
-                split=payload_bytes + count * _RECORD_OVERHEAD > settings.export.max_file_bytes,
-            )
-    if count:
+    if files:
         ctx.hook("before_manifest")
         manifest = {
             "export_id": export.id,
@@ -202,6 +178,116 @@ def _fix_range(ctx: RunContext, export: Export, run: Run) -> tuple[int, int]:
     return seq_from, seq_to
 
 
+class _Output:
+    """Counts and hashes a file's bytes on their way to its object. Until the run knows whether
+    it splits (which names the file), the bytes wait in a local spool: memory first, then a
+    temporary file, so a large first file never sits in memory."""
+
+    def __init__(self, renew: Callable[[], None]) -> None:
+        self._renew = renew
+        self.sha = hashlib.sha256()
+        self.size = 0
+        self.writer: ObjectWriter | None = None
+        self._spool: tempfile.SpooledTemporaryFile[bytes] | None = None
+
+    def write(self, chunk: bytes) -> None:
+        self.sha.update(chunk)
+        self.size += len(chunk)
+        if self.writer is not None:
+            self.writer.write(chunk)
+        else:
+            if self._spool is None:  # closed by `attach` or `abort`
+                self._spool = tempfile.SpooledTemporaryFile(  # noqa: SIM115
+                    _SPOOL_IN_MEMORY, prefix="spillway-"
+                )
+            self._spool.write(chunk)
+        self._renew()
+
+    def attach(self, writer: ObjectWriter) -> None:
+        """From now on the bytes go to ``writer``, the spooled ones first."""
+        spool, self._spool, self.writer = self._spool, None, writer
+        if spool is None:
+            return
+        with spool:
+            spool.seek(0)
+            while block := spool.read(_SPOOL_BLOCK):
+                writer.write(block)
+                self._renew()
+
+    def abort(self) -> None:
+        """Drop what was written, wherever it is."""
+        if self.writer is not None:
+            self.writer.abort()
+        if self._spool is not None:
+            self._spool.close()
+            self._spool = None
+
+
+@dataclass(slots=True)
+class _File:
+    """One file of a run while it is written."""
+
+    number: int
+    output: _Output
+    encoder: FileEncoder
+    key: str = ""
+    records: int = 0
+    planned: int = 0
+    renewed: float = field(default_factory=time.monotonic)
+
+
+class _Split:
+    """Whether a run's files are split: the rule `runs.measure` answered before any file was
+    written (payload bytes + ``_RECORD_OVERHEAD`` per record over the limit), now decided from
+    the rows as they are read, so the range is scanned once. ``known`` stays None until decided:
+    True as soon as the running total passes the limit, False at the end of the range, or at once
+    when the store's ceiling for the range's payload bytes (None: no cheap ceiling) is under it."""
+
+    def __init__(self, limit: int, ceiling: int | None, most_rows: int) -> None:
+        self.limit = limit
+        self.seen = 0
+        self.known: bool | None = None
+        if ceiling is not None and ceiling + most_rows * _RECORD_OVERHEAD <= limit:
+            self.known = False
+
+    def count(self, chunk: list[bytes]) -> None:
+        """Add a chunk of the range's payloads to the running total."""
+        if self.known is None:
+            self.seen += sum(map(len, chunk)) + _RECORD_OVERHEAD * len(chunk)
+            if self.seen > self.limit:
+                self.known = True
+
+
+def _decided(
+    chunks: Iterator[list[bytes]],
+    split: _Split,
+    crosses: Callable[[list[bytes]], bool],
+    measure: Callable[[], bool],
+) -> Iterator[list[bytes]]:
+    """The range's chunks, each handed on only once the first file may take it: a chunk that
+    would carry the first file past its limit while the split is still undecided (possible
+    where a record's frame is longer than ``_RECORD_OVERHEAD``) waits, with the chunks after it,
+    until the decision. Held chunks are bounded: past ``_HOLD_BYTES`` the range is measured."""
+    held: list[list[bytes]] = []
+    held_bytes = 0
+    for chunk in chunks:
+        split.count(chunk)
+        if split.known is None and (held or crosses(chunk)):
+            held.append(chunk)
+            held_bytes += sum(map(len, chunk))
+            if held_bytes <= _HOLD_BYTES:
+                continue
+            split.known = measure()
+        else:
+            held.append(chunk)
+        yield from held
+        held.clear()
+        held_bytes = 0
+    if split.known is None:
+        split.known = False  # the whole range fits: one file
+    yield from held
+
+
 def _write_files(
     ctx: RunContext,
     reads: Connection,
@@ -212,80 +298,90 @@ def _write_files(
     seq_to: int,
     names: list[str] | None,
     received: tuple[int, int] | None,
-    *,
-    split: bool,
 ) -> list[dict[str, Any]]:
     spec = FileSpec.of(settings.export)
     selection = Selection.of(settings.export)
     limit = settings.export.max_file_bytes
     overhead = len(RecordFrame.for_run(ctx.app_name, ctx.db_name, window_end).head) + 30
+    split = _Split(limit, runs.payload_ceiling(reads), seq_to - seq_from)
+    reads.rollback()
     files: list[dict[str, Any]] = []
-    current: dict[str, Any] | None = None
+    current: _File | None = None
 
     def renew() -> None:
         _renew_lease(ctx, current)
 
-    def open_file() -> dict[str, Any]:
-        number = len(files) + 1
-        key = f"{base}_{number}{spec.suffix}" if split else f"{base}{spec.suffix}"
+    def open_file() -> _File:
         ctx.hook("before_upload")
-        writer = ctx.target.open_object(key, content_type="application/octet-stream")
-        sink = _Hashing(writer, renew)
+        output = _Output(renew)
         encoder = open_encoder(
             spec,
-            sink,
+            output,
             app_name=ctx.app_name,
             db_name=ctx.db_name,
             window_end=window_end,
             selection=selection,
         )
-        return {
-            "key": key,
-            "writer": writer,
-            "sink": sink,
-            "encoder": encoder,
-            "records": 0,
-            "planned": 0,
-            "renewed": time.monotonic(),
-        }
+        return _File(len(files) + 1, output, encoder)
 
-    def close_file(item: dict[str, Any]) -> None:
-        item["encoder"].finish()
-        item["writer"].commit()
+    def name_file(item: _File) -> None:
+        """Once the split is known: the file's key, and its object (spooled bytes first)."""
+        if item.key or split.known is None:
+            return
+        item.key = f"{base}_{item.number}{spec.suffix}" if split.known else f"{base}{spec.suffix}"
+        item.output.attach(ctx.target.open_object(item.key, content_type=_OCTET_STREAM))
+
+    def close_file(item: _File) -> None:
+        item.encoder.finish()
+        name_file(item)
+        assert item.output.writer is not None
+        item.output.writer.commit()
         files.append(
             {
-                "key": item["key"],
-                "records": item["records"],
-                "bytes": item["sink"].size,
-                "sha256": item["sink"].sha.hexdigest(),
+                "key": item.key,
+                "records": item.records,
+                "bytes": item.output.size,
+                "sha256": item.output.sha.hexdigest(),
             }
         )
 
+    def crosses(chunk: list[bytes]) -> bool:
+        planned = 0 if current is None else current.planned
+        return planned + sum(map(len, chunk)) + overhead * len(chunk) >= limit
+
+    def measure() -> bool:
+        count, size = runs.measure(reads, ctx.project_id, seq_from, seq_to, names, received)
+        reads.rollback()
+        return size + count * _RECORD_OVERHEAD > limit
+
+    rows = runs.stream_payloads(reads, ctx.project_id, seq_from, seq_to, names, received)
     try:
-        for chunk in runs.stream_payloads(reads, ctx.project_id, seq_from, seq_to, names, received):
+        for chunk in _decided(rows, split, crosses, measure):
             start = 0
             while start < len(chunk):
                 if current is None:
                     current = open_file()
+                name_file(current)
+                splitting = bool(split.known)
                 # Fill the current file up to the limit (by planned record bytes: a rule that
                 # depends only on the data, so every attempt splits at the same events).
                 end = start
-                planned = current["planned"]
+                planned = current.planned
                 rest = chunk[start:] if start else chunk
                 whole = planned + sum(map(len, rest)) + overhead * len(rest)
-                if whole < limit or not split:  # the common case: no record-by-record walk
+                if whole < limit or not splitting:  # the common case: no record-by-record walk
                     end, planned = len(chunk), whole
-                first = end == start and current["records"] == 0
+                first = end == start and current.records == 0
                 while end < len(chunk) and (planned < limit or first):
                     first = False
                     planned += len(chunk[end]) + overhead
                     end += 1
-                current["encoder"].add(chunk if end - start == len(chunk) else chunk[start:end])
-                current["records"] += end - start
-                current["planned"] = planned
+                current.encoder.add(chunk if end - start == len(chunk) else chunk[start:end])
+                current.records += end - start
+                current.planned = planned
                 start = end
                 ctx.hook("between_parts")
-                if planned >= limit and split:
+                if planned >= limit and splitting:
                     close_file(current)
                     current = None
         if current is not None:
@@ -293,19 +389,19 @@ def _write_files(
             current = None
     except BaseException:
         if current is not None:
-            current["writer"].abort()
+            current.output.abort()
         raise
     return files
 
 
-def _renew_lease(ctx: RunContext, current: dict[str, Any] | None) -> None:
+def _renew_lease(ctx: RunContext, current: _File | None) -> None:
     """Keep the lease while a long run writes (at most a few times per lease period)."""
     if current is None:
         return
     now = time.monotonic()
-    if now - current["renewed"] < ctx.lease_ttl_ms / 4000:
+    if now - current.renewed < ctx.lease_ttl_ms / 4000:
         return
-    current["renewed"] = now
+    current.renewed = now
     ctx.lease.renew()
 
 

@@ -126,7 +126,7 @@ class StreamDelivery(DeliveryLoop):
             exports = [e for e in runs.live_exports(conn) if e.is_stream]
         sent = 0
         now = now_ms()
-        for export in exports:
+        for export in self._order(exports):
             if export.next_attempt_at and export.next_attempt_at > now:
                 continue
             try:

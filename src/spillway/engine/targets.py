@@ -8,6 +8,7 @@ into the services.
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from sqlalchemy.engine import Engine
@@ -18,6 +19,8 @@ from spillway.errors import InputError, NotFound, TerminalError
 from spillway.model import Destination
 from spillway.secrets import SecretBox, SecretUnreadable
 from spillway.store.projects import project_by_id
+
+log = logging.getLogger(__name__)
 
 
 class CredentialsUnreadable(InputError, TerminalError):
@@ -59,3 +62,59 @@ def open_target(engine: Engine, box: SecretBox, destination: Destination) -> Any
     """A live target for a stored destination: an object store or a record stream (the
     engine opens one at the start of a run or a stream pass)."""
     return registry.build(parsed_of(box, destination), tenant_of(engine, destination.project_id))
+
+
+class TargetCache:
+    """Live targets kept per destination across runs and stream passes.
+
+    Building one costs far more than a small run (boto3 loads its service model and opens a new
+    connection pool; a role is assumed again), so a loop keeps it while the destination stays
+    the same. Any change to the stored destination (an update, a credentials rotation: both
+    move ``updated_at``, a rotation also ``credentials_version``) or to the project it builds
+    for gives a new one; a loop drops one after a failure (:meth:`forget`) so the next attempt
+    starts from a fresh client, and closes them all when it stops. Not thread-safe: one per loop.
+    """
+
+    def __init__(self, engine: Engine, box: SecretBox) -> None:
+        self._engine = engine
+        self._box = box
+        self._open: dict[str, tuple[tuple[Any, ...], Any]] = {}
+
+    def get(self, destination: Destination) -> Any:
+        """The destination's live target, built on first use or after it changed."""
+        tenant = tenant_of(self._engine, destination.project_id)
+        version = (destination.updated_at, destination.credentials_version, tenant)
+        cached = self._open.get(destination.id)
+        if cached is not None and cached[0] == version:
+            return cached[1]
+        self.forget(destination.id)
+        target = registry.build(parsed_of(self._box, destination), tenant)
+        self._open[destination.id] = (version, target)
+        return target
+
+    def forget(self, destination_id: str) -> None:
+        """Close and drop the destination's target (after a failure, or once it is deleted)."""
+        cached = self._open.pop(destination_id, None)
+        if cached is not None:
+            _close(cached[1])
+
+    def keep_only(self, destination_ids: set[str]) -> None:
+        """Drop the targets of destinations no live export uses any more."""
+        for destination_id in list(self._open):
+            if destination_id not in destination_ids:
+                self.forget(destination_id)
+
+    def close(self) -> None:
+        """Close every target."""
+        for destination_id in list(self._open):
+            self.forget(destination_id)
+
+    def __len__(self) -> int:
+        return len(self._open)
+
+
+def _close(target: Any) -> None:
+    try:
+        target.close()
+    except Exception:  # a client that fails to close is dropped all the same
+        log.warning("closing a destination's client failed", exc_info=True)

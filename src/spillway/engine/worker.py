@@ -29,6 +29,7 @@ class Worker:
     retention_batch_size: int = 5_000
     interval_seconds: float = 5.0
     box: SecretBox | None = None
+    lease_ttl_ms: int = 120_000
     clock: Callable[[], float] = time.time
     _wake: threading.Event = field(default_factory=threading.Event)
 
@@ -37,7 +38,13 @@ class Worker:
         from spillway.engine.webhooks import notify
 
         self.scheduler = (
-            Scheduler(self.engine, self.box, clock=self.clock, notify=notify)
+            Scheduler(
+                self.engine,
+                self.box,
+                clock=self.clock,
+                notify=notify,
+                lease_ttl_ms=self.lease_ttl_ms,
+            )
             if self.box is not None
             else None
         )
@@ -98,13 +105,23 @@ class Worker:
 
     def run_forever(self, stop: threading.Event) -> None:
         """Loop until ``stop`` is set; an error in one pass is logged and the loop goes on."""
-        while not stop.is_set():
-            try:
-                self.run_once()
-            except Exception:  # the loop must outlive any single failure
-                log.exception("worker pass failed; retrying in %.0fs", self.interval_seconds)
-            self._wake.wait(self.interval_seconds)
-            self._wake.clear()
+        try:
+            while not stop.is_set():
+                try:
+                    self.run_once()
+                except Exception:  # the loop must outlive any single failure
+                    log.exception("worker pass failed; retrying in %.0fs", self.interval_seconds)
+                if self.scheduler is not None and self.scheduler.behind:
+                    continue  # exports still have runs waiting: the next pass starts at once
+                self._wake.wait(self.interval_seconds)
+                self._wake.clear()
+        finally:
+            self.close()
+
+    def close(self) -> None:
+        """Release the destination clients the scheduler kept."""
+        if self.scheduler is not None:
+            self.scheduler.close()
 
 
 class WorkerThread:

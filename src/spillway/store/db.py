@@ -40,13 +40,17 @@ def write(engine: Engine) -> Iterator[Connection]:
         yield conn
 
 
-def create_engine(url: str) -> Engine:
-    """An engine tuned for the dialect: WAL + immediate write transactions on SQLite."""
+def create_engine(url: str, pool_size: int = 5) -> Engine:
+    """An engine tuned for the dialect: WAL + immediate write transactions on SQLite.
+
+    ``pool_size`` (``SPILLWAY_DB_POOL_SIZE``) bounds a PostgreSQL engine's connections: that
+    many kept, as many again opened under load. Several processes share max_connections.
+    """
     if url.startswith("postgresql://") or url.startswith("postgres://"):
         url = "postgresql+psycopg://" + url.split("://", 1)[1]
     if url.startswith("sqlite"):
         return _sqlite_engine(url)
-    return sa.create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=10)
+    return sa.create_engine(url, pool_pre_ping=True, pool_size=pool_size, max_overflow=pool_size)
 
 
 def _sqlite_engine(url: str) -> Engine:

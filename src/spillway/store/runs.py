@@ -197,6 +197,21 @@ def measure(
     return int(row[0]), int(row[1])
 
 
+def payload_ceiling(conn: Connection) -> int | None:
+    """A cheap ceiling on the payload bytes of any range, or None where the store has none.
+
+    SQLite keeps every payload byte uncompressed in the database's pages, so the database's size
+    (in this read's snapshot, WAL included) is never less than what ``measure`` would add up; it
+    lets a run that cannot reach its file limit skip counting. PostgreSQL compresses large values
+    (TOAST), so its sizes bound nothing.
+    """
+    if conn.dialect.name != "sqlite":
+        return None
+    pages = conn.exec_driver_sql("PRAGMA page_count").scalar_one()
+    size = conn.exec_driver_sql("PRAGMA page_size").scalar_one()
+    return int(pages) * int(size)
+
+
 def stream_payloads(
     conn: Connection,
     project_id: int,

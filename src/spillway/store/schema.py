@@ -58,7 +58,8 @@ events = sa.Table(
     sa.Column("project_id", BigId, nullable=False),
     sa.Column("received_at", sa.BigInteger, nullable=False),  # epoch milliseconds
     sa.Column("event_time", sa.BigInteger, nullable=False),  # epoch milliseconds
-    sa.Column("event_uuid", sa.String(36), nullable=False),
+    # The UUID's 16 bytes (migration 0013): half the unique index of its text, memcmp to compare.
+    sa.Column("event_uuid", sa.LargeBinary(16), nullable=False),
     sa.Column("event_type", sa.String(64), nullable=False),
     sa.Column("event_name", sa.String(256), nullable=False),
     sa.Column("uid", sa.String(256), nullable=False),

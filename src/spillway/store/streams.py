@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import dataclass
 
 import sqlalchemy as sa
@@ -48,7 +49,11 @@ def rows_after(
         .order_by(events.c.seq)
         .limit(limit)
     )
-    rows = [StoredEvent(*row) for row in result]
+    # event_uuid is stored as its 16 bytes (migration 0013); records carry the text form.
+    rows = [
+        StoredEvent(seq, uid, str(uuid.UUID(bytes=key)), received, payload)
+        for seq, uid, key, received, payload in result
+    ]
     if len(rows) == limit:
         return rows, rows[-1].seq
     if names is None:
