@@ -60,7 +60,7 @@ test: system-deps $(STAMP) $(AZURITE) $(AWSCLI) lint ## Lint, then run the whole
 fuzz: $(STAMP) ## Fuzz the API with schemathesis against a real server (FUZZ_SECONDS, default 180)
 	$(BIN)/python scripts/fuzz.py --max-time $(or $(FUZZ_SECONDS),180)
 
-bench: $(STAMP) ## Run the benchmarks (ingest, export, stream) and print their figures
+bench: $(STAMP) ## Run the benchmarks (ingest, export, stream, cluster) and print their figures
 	$(BIN)/python benchmarks/ingest.py
 	$(BIN)/python benchmarks/export.py
 	$(BIN)/python benchmarks/stream.py

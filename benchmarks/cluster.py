@@ -601,9 +601,9 @@ def workload(dep: Deployment, moto: Moto, bodies: list[bytes], args: argparse.Na
     token = spillway(dep.env, "admin", "create-key", "bench", "--scope", "write", "--json")
     headers = {"Authorization": f"Bearer {token['token']}", "Content-Type": "application/json"}
     expected = args.events // BATCH * BATCH
-    print(f"  ingest: {expected:,} events, {CLIENTS} clients, {BATCH} per POST", flush=True)
+    print(f"  ingest: {expected:,} events, {args.clients} clients, {BATCH} per POST", flush=True)
     count, result.ingest = measured(
-        dep, moto_root, lambda: post_all(dep.base, token["token"], bodies, CLIENTS)
+        dep, moto_root, lambda: post_all(dep.base, token["token"], bodies, args.clients)
     )
     if count != expected:
         raise SystemExit(f"only {count:,} of {expected:,} events accepted")
@@ -736,6 +736,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--events", type=int, default=200_000, help="events ingested, exported")
     parser.add_argument("--topologies", default="a,b,c", help="which of a, b, c to run")
+    parser.add_argument(
+        "--clients", type=int, default=CLIENTS, help="ingest: client threads posting at once"
+    )
     parser.add_argument("--rate", type=int, default=5_000, help="stream: offered events/s")
     parser.add_argument("--seconds", type=float, default=20.0, help="stream: for how long")
     parser.add_argument("--own-pg", action="store_true", help="(c): cluster.sh starts its own PG")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -49,15 +50,34 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     if request.param == "sqlite":
         yield f"sqlite:///{tmp_path / 'spillway.db'}"
         return
-    base: str = request.getfixturevalue("postgres_url")
+    with _fresh_pg(request.getfixturevalue("postgres_url")) as url:
+        yield url
+
+
+@contextmanager
+def _fresh_pg(base: str) -> Iterator[str]:
+    """A new, empty database on the session's PostgreSQL, dropped afterwards."""
     name = "t_" + uuid.uuid4().hex[:12]
     admin = sa.create_engine(base, isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:
         conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
-    yield base.rsplit("/", 1)[0] + "/" + name
-    with admin.connect() as conn:
-        conn.execute(sa.text(f'DROP DATABASE "{name}" WITH (FORCE)'))
-    admin.dispose()
+    try:
+        yield base.rsplit("/", 1)[0] + "/" + name
+    finally:
+        with admin.connect() as conn:
+            conn.execute(sa.text(f'DROP DATABASE "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+@pytest.fixture
+def pg_url(postgres_url: str) -> Iterator[str]:
+    """A fresh, migrated PostgreSQL database, for tests that open several engines on it (as
+    several processes would)."""
+    with _fresh_pg(postgres_url) as url:
+        engine = create_engine(url)
+        migrate(engine)
+        engine.dispose()
+        yield url
 
 
 @pytest.fixture

@@ -9,9 +9,8 @@ from __future__ import annotations
 
 import threading
 import time
-import uuid
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -22,30 +21,13 @@ from spillway.engine.scheduler import Scheduler
 from spillway.engine.worker import Worker
 from spillway.model import Export
 from spillway.store import runs as q
-from spillway.store.db import create_engine, migrate
+from spillway.store.db import create_engine
 from tests.integration.exporting import T0, Setup, data_files, make_setup
 
 # make_setup's local destination needs the operator's SPILLWAY_LOCAL_ROOT.
 pytestmark = pytest.mark.usefixtures("local_root")
 
 QUARTER = 900
-
-
-@pytest.fixture
-def pg_url(postgres_url: str) -> Iterator[str]:
-    """A fresh, migrated PostgreSQL database (the workers open their own engines on it)."""
-    name = "t_" + uuid.uuid4().hex[:12]
-    admin = sa.create_engine(postgres_url, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
-    url = postgres_url.rsplit("/", 1)[0] + "/" + name
-    engine = create_engine(url)
-    migrate(engine)
-    engine.dispose()
-    yield url
-    with admin.connect() as conn:
-        conn.execute(sa.text(f'DROP DATABASE "{name}" WITH (FORCE)'))
-    admin.dispose()
 
 
 class Journal:

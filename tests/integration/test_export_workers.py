@@ -9,14 +9,11 @@ from __future__ import annotations
 
 import multiprocessing
 import traceback
-import uuid
 from collections import Counter
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-import sqlalchemy as sa
 
 from spillway.engine.scheduler import Scheduler
 from spillway.secrets import SecretBox
@@ -32,19 +29,6 @@ WINDOWS = 50
 QUARTER = 900
 EXPORTS = ("alpha", "beta", "gamma")
 WORKER_TIMEOUT = 50.0
-
-
-@pytest.fixture
-def pg_url(postgres_url: str) -> Iterator[str]:
-    """A fresh, empty PostgreSQL database."""
-    name = "t_" + uuid.uuid4().hex[:12]
-    admin = sa.create_engine(postgres_url, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
-    yield postgres_url.rsplit("/", 1)[0] + "/" + name
-    with admin.connect() as conn:
-        conn.execute(sa.text(f'DROP DATABASE "{name}" WITH (FORCE)'))
-    admin.dispose()
 
 
 def worker(
