@@ -126,6 +126,9 @@ def explain(err: Mapping[str, Any], model: type[BaseModel] | None = None) -> tup
     if kind == "extra_forbidden" and path:
         name = path[-1]
         owner = _path(tuple(err.get("loc", ()))[:-1], model)[1]
+        fixed: Mapping[str, str] = getattr(owner, "fixed_fields", {})
+        if name in fixed:  # known, just not here: say why rather than guess a neighbour
+            return ".".join(path), fixed[name], ""
         meant = _closest(name, _fields(owner))
         hint = f"; did you mean {meant!r}?" if meant else _known(_fields(owner))
         return ".".join(path), f"unknown field{hint}", meant or ""

@@ -15,7 +15,7 @@ from pydantic import ValidationError
 from spillway import destinations as registry
 from spillway import errors, fielderrors, netpolicy
 from spillway.api.errors import _table, answer_for
-from spillway.api.models import EndpointIn, ExportIn
+from spillway.api.models import EndpointIn, ExportIn, ExportPatch
 from spillway.destinations.base import CheckStatus, Needs, Tenant, validating
 from spillway.errors import Invalid
 
@@ -145,6 +145,14 @@ def test_request_bodies_read_the_same_way() -> None:
     assert events == "events: must be 'all' or a list, not a string", events
     endpoint = described(EndpointIn, {"channel_type": "EMAIL", "adress": "a@example.com"})
     assert "adress: unknown field; did you mean 'address'?" in endpoint, endpoint
+    # A creation-only field in a PATCH is known, not misspelt: say so and what to do instead
+    # (it used to read "start: unknown field; did you mean 'status'?").
+    start = described(ExportPatch, {"start": "retention"})
+    assert start.startswith("start: set when the export is created and cannot be changed"), start
+    assert "backfill" in start and "did you mean" not in start, start
+    renamed = described(ExportPatch, {"name": "new", "statu": "active"})
+    assert "name: set when the export is created" in renamed, renamed
+    assert "statu: unknown field; did you mean 'status'?" in renamed, renamed
 
 
 # --- S3-compatible services ---------------------------------------------------------------

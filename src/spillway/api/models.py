@@ -8,7 +8,7 @@ PostgreSQL cannot store.
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import (
     AfterValidator,
@@ -298,6 +298,17 @@ class ExportPatch(_Body):
     record_format: RecordFormat = _keep()
     layout: Layout = _keep()
     status: ExportStatus = _keep()
+
+    # Fields of a new export that a PATCH cannot change, and what to do instead (the error
+    # message for each, in place of a guess at a similar name).
+    fixed_fields: ClassVar[dict[str, str]] = {
+        "start": "set when the export is created and cannot be changed (its cursor has moved "
+        "on); to deliver older events, POST /api/v1/exports/{id}/backfill with a time range",
+        "name": "set when the export is created and cannot be changed; create a new export "
+        "under the new name",
+        "destination_id": "set when the export is created and cannot be changed; create a new "
+        "export for the other destination",
+    }
 
 
 class BackfillIn(BaseModel):
