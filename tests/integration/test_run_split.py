@@ -172,3 +172,34 @@ def test_a_failure_between_parts_is_retried_into_the_same_keys_and_bytes(
     assert [(name, records) for name, records, _ in clean] == expected_names(s, rule - 1)
     assert len(clean) > 1
     assert sorted(delivered_uuids(s.root)) == as_text(uuids * 2)
+
+
+@pytest.mark.timeout(120)
+def test_a_large_first_file_is_not_parked_on_the_servers_disk(
+    engine: Engine, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With no cheap ceiling (PostgreSQL, or a store larger than the limit) and a project's
+    limit far above the run, the first file's bytes wait in a spool only up to a bound; past it
+    the range is counted once and the file goes on to its object: the same single file."""
+    monkeypatch.setattr(q, "payload_ceiling", lambda conn: None)
+    monkeypatch.setattr(runner, "_SPOOL_IN_MEMORY", 1_024)
+    monkeypatch.setattr(runner, "_SPOOL_MOST", 16 * 1024)
+    counted: list[tuple[int, int]] = []
+    measure = q.measure
+
+    def counting(*args: object, **kwargs: object) -> tuple[int, int]:
+        counted.append(measure(*args, **kwargs))  # type: ignore[arg-type]
+        return counted[-1]
+
+    monkeypatch.setattr(q, "measure", counting)
+    s = make_setup(engine, tmp_path)
+    export = s.export()
+    uuids = s.ingest(12_000, at=T0 + 100)  # read in several chunks: the bound is checked between
+    set_limit(s, export.id, 1024**4)  # a project's own choice: 1 TiB per file
+    s.clock.now = WINDOW_END + 1
+    assert s.scheduler().tick() == {"runs": 1, "failed": 0}
+    assert [(name, records) for name, records, _ in delivered(s, "events")] == [
+        (f"{BASE}.json.gz", 12_000)
+    ]
+    assert len(counted) == 1  # counted once, when the spool reached its bound
+    assert sorted(delivered_uuids(s.root)) == as_text(uuids)

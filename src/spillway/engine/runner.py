@@ -41,6 +41,10 @@ _OCTET_STREAM = "application/octet-stream"
 _SPOOL_IN_MEMORY = 8 * 1024 * 1024  # a first file's bytes beyond this wait on disk
 _SPOOL_BLOCK = 8 * 1024 * 1024
 _HOLD_BYTES = 64 * 1024 * 1024  # payloads held for an undecided split before measuring instead
+# A first file's encoded bytes spooled (on the server's disk past _SPOOL_IN_MEMORY) while its
+# name waits on the split: past this the range is measured instead, so a project's large
+# max_file_bytes never parks a whole file on the operator's disk before it is uploaded.
+_SPOOL_MOST = 64 * 1024 * 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -361,6 +365,8 @@ def _write_files(
             while start < len(chunk):
                 if current is None:
                     current = open_file()
+                if split.known is None and current.output.size > _SPOOL_MOST:
+                    split.known = measure()
                 name_file(current)
                 splitting = bool(split.known)
                 # Fill the current file up to the limit (by planned record bytes: a rule that
