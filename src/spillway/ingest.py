@@ -46,6 +46,22 @@ ALLOWED_FIELDS = frozenset(
     }
 )
 _ALLOWED_LIST = ", ".join(sorted(ALLOWED_FIELDS))
+# The fields of a stored event, in the order judge() writes them (seed 001's record; exports
+# splice the stored bytes, and the DDL of engine/ddl.py declares the same columns in this order).
+# ``email_id`` only when the event has one.
+RECORD_FIELDS = (
+    "uid",
+    "event_type",
+    "event_code",
+    "event_name",
+    "user_attributes",
+    "event_source",
+    "event_attributes",
+    "event_uuid",
+    "event_time",
+    "device_attributes",
+    "email_id",
+)
 _UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
 _EVENT_TYPE = re.compile(r"[A-Z][A-Z0-9_]{0,63}")
 _EMPTY = b"{}"

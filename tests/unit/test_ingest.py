@@ -18,6 +18,7 @@ from spillway.errors import InputError, TooLarge
 from spillway.ingest import (
     ALLOWED_FIELDS,
     MAX_DEPTH,
+    RECORD_FIELDS,
     Judged,
     Limits,
     decode_body,
@@ -292,6 +293,7 @@ def test_judge_payload_is_json_in_seed_001_field_order() -> None:
     }
     payload = judge_one(raw).rows[0][5]
     assert list(orjson.loads(payload)) == [*SEED_001_ORDER, "email_id"]
+    assert list(orjson.loads(payload)) == list(RECORD_FIELDS)  # what the DDL declares
     assert payload == (
         b'{"uid":"user-9","event_type":"USER_ACTION_EVENT","event_code":"P1",'
         b'"event_name":"purchase","user_attributes":{"tier":"gold"},"event_source":"web",'

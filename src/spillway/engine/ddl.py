@@ -24,6 +24,7 @@ from typing import Literal
 
 from spillway.engine.encode import CSV_COLUMNS, FileSpec
 from spillway.engine.naming import HIVE
+from spillway.ingest import RECORD_FIELDS
 from spillway.model import Destination, ExportSettings
 
 EngineName = Literal["athena", "duckdb", "bigquery"]
@@ -31,19 +32,7 @@ ENGINES: tuple[EngineName, ...] = ("athena", "duckdb", "bigquery")
 
 # The fields of ``event`` in a JSON lines record, in the order a stored payload has them; the
 # attribute maps are objects of any shape (kept as JSON).
-EVENT_FIELDS = (
-    "uid",
-    "event_type",
-    "event_code",
-    "event_name",
-    "user_attributes",
-    "event_source",
-    "event_attributes",
-    "event_uuid",
-    "event_time",
-    "device_attributes",
-    "email_id",
-)
+EVENT_FIELDS = RECORD_FIELDS
 JSONL_FIELDS = ("app_name", "export_hour", "db_name", "event", "export_day")
 _MAPS = frozenset({"user_attributes", "event_attributes", "device_attributes"})
 PARTITIONS = (("dt", "date"), ("hour", "int"))
