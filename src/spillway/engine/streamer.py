@@ -23,7 +23,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, cast
+from typing import cast
 
 from spillway import metrics
 from spillway.destinations.base import DestinationError, RecordStream, StreamRecord
@@ -32,9 +32,9 @@ from spillway.engine.loop import DeliveryLoop
 from spillway.engine.records import Selection
 from spillway.engine.status import destination_gone, destination_works, internal_error
 from spillway.engine.stream_records import RecordFormat, StreamRecordEncoder
-from spillway.engine.targets import open_target
+from spillway.engine.targets import TargetCache, tenant_for
 from spillway.errors import TerminalError, TransientError
-from spillway.model import Destination, Export, StreamState
+from spillway.model import Export, StreamState
 from spillway.store import catalog, leases, runs, streams
 from spillway.store.db import now_ms, write
 from spillway.store.projects import project_by_id
@@ -101,7 +101,12 @@ class StreamDelivery(DeliveryLoop):
     fetch_rows: int = 2_000
     sleep: Callable[[float], None] = time.sleep
     _new_events: threading.Event = field(default_factory=threading.Event)
-    _streams: dict[str, tuple[Any, Any]] = field(default_factory=dict)
+    _targets: TargetCache = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        # Stream clients kept across passes while the destination stays the same (building one
+        # loads the SDK's service model: far more work than a batch).
+        self._targets = TargetCache(self.engine, self.box)
 
     def nudge(self) -> None:
         """New events were committed: deliver them now (called from the ingest writer)."""
@@ -162,7 +167,7 @@ class StreamDelivery(DeliveryLoop):
             self._failed(export, f"project {export.project_id} no longer exists", True)
             return 0
         try:
-            stream = self._stream(destination)
+            stream = self._targets.get(destination, tenant_for(project))
         except Exception as exc:  # credentials unreadable, refused settings, anything else
             reason = self._opening_failed(destination, export, exc)
             self._failed(export, reason, terminal=True)
@@ -185,7 +190,7 @@ class StreamDelivery(DeliveryLoop):
             log.warning("export %s: lease lost, another worker continues", export_id)
             return 0
         except TerminalError as exc:
-            self._forget(destination.id)
+            self._targets.forget(destination.id)
             reason = self._refused(destination, export, exc)
             self._failed(export, reason, terminal=True, cursor=position.cursor)
             return 0
@@ -198,27 +203,9 @@ class StreamDelivery(DeliveryLoop):
             self._set_state(export, "active", None)
         return sent
 
-    def _stream(self, destination: Destination) -> Any:
-        """The destination's client, kept across passes while its settings stay the same
-        (building one loads the SDK's service model: far more work than a batch)."""
-        version = (destination.updated_at, destination.credentials_version)
-        cached = self._streams.get(destination.id)
-        if cached is not None and cached[0] == version:
-            return cached[1]
-        self._forget(destination.id)
-        stream = open_target(self.engine, self.box, destination)
-        self._streams[destination.id] = (version, stream)
-        return stream
-
-    def _forget(self, destination_id: str) -> None:
-        cached = self._streams.pop(destination_id, None)
-        if cached is not None:
-            cached[1].close()
-
     def close(self) -> None:
         """Release every cached stream client."""
-        for destination_id in list(self._streams):
-            self._forget(destination_id)
+        self._targets.close()
 
     def _drain(
         self,

@@ -16,7 +16,7 @@ from sqlalchemy.engine import Engine
 from spillway import destinations as registry
 from spillway.destinations.base import Tenant
 from spillway.errors import InputError, NotFound, TerminalError
-from spillway.model import Destination
+from spillway.model import Destination, Project
 from spillway.secrets import SecretBox, SecretUnreadable
 from spillway.store.projects import project_by_id
 
@@ -44,6 +44,11 @@ def tenant_of(engine: Engine, project_id: int) -> Tenant:
         project = project_by_id(conn, project_id)
     if project is None:
         raise NotFound("project not found")
+    return tenant_for(project)
+
+
+def tenant_for(project: Project) -> Tenant:
+    """A project already at hand, as its destinations see it."""
     return Tenant(project.app_id, project.name, project.external_id)
 
 
@@ -80,9 +85,11 @@ class TargetCache:
         self._box = box
         self._open: dict[str, tuple[tuple[Any, ...], Any]] = {}
 
-    def get(self, destination: Destination) -> Any:
-        """The destination's live target, built on first use or after it changed."""
-        tenant = tenant_of(self._engine, destination.project_id)
+    def get(self, destination: Destination, tenant: Tenant | None = None) -> Any:
+        """The destination's live target, built on first use or after it changed (``tenant``:
+        its project's, when the caller has just read the project)."""
+        if tenant is None:
+            tenant = tenant_of(self._engine, destination.project_id)
         version = (destination.updated_at, destination.credentials_version, tenant)
         cached = self._open.get(destination.id)
         if cached is not None and cached[0] == version:
